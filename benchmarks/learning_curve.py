@@ -1,0 +1,201 @@
+"""Learning benchmark: train several seeds of one arm and record eval curves and throughput.
+
+Each seed is a separate ``spiking-dreamer train`` process (one torch thread each, ``--jobs`` at a
+time). The result file follows ``../shared/reference/protocol.md``: command, commit, date, machine,
+versions, per-seed eval curves and aggregates (mean and 95% bootstrap CI across seeds).
+
+    python benchmarks/learning_curve.py --config configs/halfcheetah.yaml --arm baseline \\
+        --seeds 0 1 2 --steps 100000 --jobs 3 \\
+        --out benchmarks/results/halfcheetah_baseline_100k.json
+
+``--collect`` only aggregates existing run directories (e.g. while the runs are still going).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine_info() -> dict[str, object]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "gpu": None}
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+    import mujoco
+    import torch
+
+    import spiking_dreamer
+
+    return {
+        "spiking_dreamer": spiking_dreamer.__version__,
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "mujoco": mujoco.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, n: int = 10_000) -> list[float]:
+    """95% percentile bootstrap interval of the mean."""
+    if len(values) < 2:
+        return [float(values.mean())] * 2
+    means = rng.choice(values, size=(n, len(values)), replace=True).mean(1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def read_run(run_dir: Path) -> dict[str, object]:
+    evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    summary_file = run_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
+    sps = None
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            rec = json.loads(line)
+            if "time/env_steps_per_s" in rec:
+                sps = rec["time/env_steps_per_s"]
+    return {
+        "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
+        "finished": summary is not None,
+        "steps": [e["step"] for e in evals],
+        "return_mean": [e["return_mean"] for e in evals],
+        "return_std": [e["return_std"] for e in evals],
+        "env_steps_per_s": summary["env_steps_per_s"] if summary else sps,
+        "wall_time_s": summary["wall_time_s"] if summary else None,
+    }
+
+
+def aggregate(runs: dict[int, dict]) -> dict[str, object]:
+    rng = np.random.default_rng(0)
+    common = sorted(set.intersection(*(set(r["steps"]) for r in runs.values())))
+    curve = []
+    for step in common:
+        vals = np.array([r["return_mean"][r["steps"].index(step)] for r in runs.values()])
+        curve.append(
+            {
+                "step": step,
+                "mean": float(vals.mean()),
+                "ci95": bootstrap_ci(vals, rng),
+                "std_across_seeds": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
+                "per_seed": vals.tolist(),
+            }
+        )
+    sps = [r["env_steps_per_s"] for r in runs.values() if r["env_steps_per_s"]]
+    return {
+        "curve": curve,
+        "final": curve[-1] if curve else None,
+        "env_steps_per_s_median": float(np.median(sps)) if sps else None,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/halfcheetah.yaml")
+    parser.add_argument("--arm", choices=["baseline", "dreaming"], default="baseline")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--run-root", default="benchmarks/runs")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides")
+    parser.add_argument("--collect", action="store_true", help="only aggregate existing runs")
+    args = parser.parse_args()
+
+    cfg_name = Path(args.config).stem
+    run_dirs = {
+        s: ROOT / args.run_root / f"{cfg_name}_{args.arm}_{args.steps}_s{s}" for s in args.seeds
+    }
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    if not args.collect:
+        pending = list(args.seeds)
+        procs: dict[int, subprocess.Popen] = {}
+        while pending or procs:
+            while pending and len(procs) < args.jobs:
+                s = pending.pop(0)
+                cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
+                cmd += ["--config", args.config, "--seed", str(s), "--total-steps", str(args.steps)]
+                cmd += ["--run-dir", str(run_dirs[s]), "--no-progress", "--set", "train.threads=1"]
+                if args.arm == "baseline":
+                    cmd.append("--no-dreaming")
+                for o in args.set:
+                    cmd += ["--set", o]
+                log = (ROOT / args.run_root / f"{run_dirs[s].name}.log").open("w")
+                procs[s] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            time.sleep(5)
+            for s, p in list(procs.items()):
+                if p.poll() is not None:
+                    if p.returncode != 0:
+                        print(f"seed {s} failed with exit code {p.returncode}", file=sys.stderr)
+                    del procs[s]
+
+    runs = {s: read_run(d) for s, d in run_dirs.items() if (d / "eval.jsonl").exists()}
+    if not runs:
+        print("no runs found", file=sys.stderr)
+        return 1
+    result = {
+        "benchmark": "learning_curve",
+        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "commit": git_commit(),
+        "date": started,
+        "machine": {**machine_info(), "threads_per_run": 1, "parallel_runs": args.jobs},
+        "versions": versions(),
+        "protocol": "shared/reference/protocol.md: eval every 5k steps, 10 deterministic episodes",
+        "config": args.config,
+        "arm": args.arm,
+        "overrides": args.set,
+        "total_steps": args.steps,
+        "seeds": {str(s): r for s, r in runs.items()},
+        "aggregate": aggregate(runs),
+    }
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    final = result["aggregate"]["final"]
+    print(
+        f"{args.arm}: step {final['step']}: mean return {final['mean']:.1f} "
+        f"(95% CI {final['ci95'][0]:.1f}..{final['ci95'][1]:.1f}) over {len(runs)} seeds; "
+        f"median {result['aggregate']['env_steps_per_s_median']} env steps/s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

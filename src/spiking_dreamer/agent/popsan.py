@@ -1,0 +1,79 @@
+"""Population-coded spiking actor network (PopSAN; Tang et al., CoRL 2020).
+
+raw observation ``[B, O]``
+  -> running z-score, clipped to ``±obs_clip`` (PopSAN normalises and clips at 3)
+  -> population encoder: ``O * P_in`` Gaussian receptive fields, spikes ``[T, B, O * P_in]``
+  -> current-based LIF hidden layers ``[T, B, H]`` (layer-major: one matmul over ``T * B``)
+  -> current-based LIF output population ``[T, B, A * P_out]``
+  -> firing rate (mean over ``T``) -> population decoder ``[B, A]`` -> tanh
+  -> scaled to the action bounds ``[low, high]``.
+
+The normaliser is part of the actor, so every caller (acting, TD3 targets, dreaming) feeds raw
+observations through exactly the same pipeline.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor, nn
+
+from spiking_dreamer.config import ActorConfig
+from spiking_dreamer.normalization import RunningNormalizer
+from spiking_dreamer.snn import (
+    CurrentLIFParams,
+    PopulationDecoder,
+    PopulationEncoder,
+    current_lif_scan_fused,
+    make_surrogate,
+)
+
+
+class PopSpikingActor(nn.Module):
+    """PopSAN deterministic actor.
+
+    Args:
+        obs_dim: observation size ``O``.
+        action_low, action_high: action bounds, each ``[A]``.
+        cfg: architecture and neuron constants.
+    """
+
+    def __init__(
+        self, obs_dim: int, action_low: Tensor, action_high: Tensor, cfg: ActorConfig
+    ) -> None:
+        super().__init__()
+        act_dim = int(action_low.numel())
+        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
+        self.obs_normalizer = RunningNormalizer(obs_dim, clip=cfg.obs_clip)
+        self.encoder = PopulationEncoder(
+            obs_dim, cfg.encoder_pop_dim, cfg.mean_range, cfg.encoder_std, cfg.encoding
+        )
+        sizes = [self.encoder.out_dim, *cfg.hidden_sizes, act_dim * cfg.decoder_pop_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.decoder = PopulationDecoder(act_dim, cfg.decoder_pop_dim)
+        self.neuron = CurrentLIFParams(cfg.c_decay, cfg.v_decay, cfg.v_threshold)
+        self.spike_fn = make_surrogate(cfg.surrogate, cfg.surrogate_scale)
+        low = torch.as_tensor(action_low, dtype=torch.float32).reshape(act_dim)
+        high = torch.as_tensor(action_high, dtype=torch.float32).reshape(act_dim)
+        self.register_buffer("action_scale", (high - low) / 2)
+        self.register_buffer("action_bias", (high + low) / 2)
+
+    def spike_trains(self, obs: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+        """Spikes of every population: encoder, hidden layers, output; each ``[T, B, F]``."""
+        spikes = self.encoder(self.obs_normalizer(obs), self.cfg.spike_ts, generator)
+        trains = [spikes]
+        for layer in self.layers:
+            spikes = current_lif_scan_fused(layer(spikes), self.neuron, self.spike_fn)
+            trains.append(spikes)
+        return trains
+
+    def decode(self, output_spikes: Tensor) -> Tensor:
+        """Output spikes ``[T, B, A * P_out]`` -> actions ``[B, A]`` within the bounds."""
+        return (
+            torch.tanh(self.decoder(output_spikes.mean(0))) * self.action_scale + self.action_bias
+        )
+
+    def forward(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Raw observations ``[B, O]`` -> actions ``[B, A]``."""
+        return self.decode(self.spike_trains(obs, generator)[-1])

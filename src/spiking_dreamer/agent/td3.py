@@ -1,0 +1,127 @@
+"""TD3 (Fujimoto, van Hoof, Meger, "Addressing Function Approximation Error in Actor-Critic
+Methods", ICML 2018) with a spiking actor and a twin ANN critic.
+
+Critic target (clipped double-Q with target policy smoothing)::
+
+    a' = clip(pi_targ(s') + clip(eps, -c, c), low, high),   eps ~ N(0, sigma^2)
+    y  = r + gamma * (1 - terminated) * min(Q1_targ(s', a'), Q2_targ(s', a'))
+
+Only termination stops the bootstrap; a time-limit truncation does not (the buffer stores
+``terminated`` alone). The actor maximises ``Q1(s, pi(s))`` every ``policy_delay`` critic updates,
+followed by Polyak averaging of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``.
+Noise scales are relative to the half-range of the action space.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spiking_dreamer.agent.critic import TwinQCritic
+from spiking_dreamer.agent.popsan import PopSpikingActor
+from spiking_dreamer.buffers import Batch
+from spiking_dreamer.config import TD3Config
+
+
+@torch.no_grad()
+def polyak_update(source: nn.Module, target: nn.Module, tau: float) -> None:
+    """``target <- tau * source + (1 - tau) * target`` over parameters (in place)."""
+    src = list(source.parameters())
+    tgt = list(target.parameters())
+    torch._foreach_lerp_(tgt, src, tau)
+
+
+class TD3:
+    """TD3 learner around a :class:`PopSpikingActor` and a :class:`TwinQCritic`.
+
+    The target actor shares the online actor's observation normaliser, so targets and actions
+    always see observations normalised with the same statistics.
+
+    Args:
+        actor, critic: online networks (already on ``device``).
+        cfg: TD3 hyperparameters.
+        generator: torch generator for the target-policy noise (on the networks' device).
+    """
+
+    def __init__(
+        self,
+        actor: PopSpikingActor,
+        critic: TwinQCritic,
+        cfg: TD3Config,
+        generator: torch.Generator,
+    ) -> None:
+        self.actor, self.critic, self.cfg, self.generator = actor, critic, cfg, generator
+        self.actor_target = copy.deepcopy(actor).requires_grad_(False)
+        self.actor_target.obs_normalizer = actor.obs_normalizer
+        self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+        self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, fused=True)
+        self.num_updates = 0
+        self._actor_loss = torch.zeros(())
+        self._half_range = actor.action_scale.cpu().numpy()
+        self._low = (actor.action_bias - actor.action_scale).cpu().numpy()
+        self._high = (actor.action_bias + actor.action_scale).cpu().numpy()
+
+    @torch.no_grad()
+    def act(
+        self, obs: np.ndarray, rng: np.random.Generator | None = None, noise: float = 0.0
+    ) -> np.ndarray:
+        """Action for one raw observation ``[O]``; Gaussian noise ``noise * half-range`` if set."""
+        device = self.actor.action_scale.device
+        x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+        action = self.actor(x)[0].cpu().numpy()
+        if noise > 0:
+            if rng is None:
+                raise ValueError("exploration noise needs an rng")
+            action = action + rng.normal(0.0, noise, size=action.shape) * self._half_range
+            action = np.clip(action, self._low, self._high)
+        return action.astype(np.float32)
+
+    def critic_target_value(self, batch: Batch) -> Tensor:
+        """The TD target ``y`` ``[B]`` (no gradient)."""
+        cfg, actor = self.cfg, self.actor_target
+        with torch.no_grad():
+            next_action = actor(batch.next_obs)
+            noise = torch.randn(
+                next_action.shape, generator=self.generator, device=next_action.device
+            )
+            noise = (noise * cfg.target_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            low = actor.action_bias - actor.action_scale
+            high = actor.action_bias + actor.action_scale
+            next_action = torch.clamp(next_action + noise * actor.action_scale, low, high)
+            next_q = self.critic_target(actor.obs_normalizer(batch.next_obs), next_action)
+            not_done = 1.0 - batch.terminated
+            return batch.reward + cfg.gamma * not_done * next_q.min(0).values
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One critic step; every ``policy_delay``-th call also an actor step and Polyak updates.
+
+        Returns detached scalar tensors (no host sync here): ``critic_loss``, ``actor_loss``
+        (the most recent one), ``q_mean``.
+        """
+        target = self.critic_target_value(batch)
+        obs_n = self.actor.obs_normalizer(batch.obs)
+        q = self.critic(obs_n, batch.action)  # [2, B]
+        critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+
+        self.num_updates += 1
+        if self.num_updates % self.cfg.policy_delay == 0:
+            actor_loss = -self.critic(obs_n, self.actor(batch.obs))[0].mean()
+            self.actor_optimizer.zero_grad(set_to_none=True)
+            actor_loss.backward(inputs=list(self.actor.parameters()))
+            self.actor_optimizer.step()
+            polyak_update(self.actor, self.actor_target, self.cfg.tau)
+            polyak_update(self.critic, self.critic_target, self.cfg.tau)
+            self._actor_loss = actor_loss.detach()
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": self._actor_loss,
+            "q_mean": q.detach().mean(),
+        }

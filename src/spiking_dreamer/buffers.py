@@ -1,0 +1,113 @@
+"""Preallocated replay buffer of transitions that remembers where each one came from."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+class Batch(NamedTuple):
+    """A minibatch of transitions; ``[B, ...]`` tensors, raw (unnormalised) observations."""
+
+    obs: Tensor
+    action: Tensor
+    reward: Tensor
+    next_obs: Tensor
+    terminated: Tensor
+
+
+class Source(IntEnum):
+    """Origin of a stored transition."""
+
+    REAL = 0
+    DREAM = 1
+
+
+class ReplayBuffer:
+    """Ring buffer of ``(obs, action, reward, next_obs, terminated, source)`` on one device.
+
+    ``terminated`` is the bootstrap mask (true termination only, never a time-limit truncation).
+    Observations are stored raw (float32); normalisation happens in the networks.
+
+    Args:
+        capacity: maximum number of transitions; the oldest are overwritten first.
+        obs_dim, act_dim: sizes ``O`` and ``A``.
+        device: where the storage lives (sampling returns tensors there).
+    """
+
+    def __init__(
+        self, capacity: int, obs_dim: int, act_dim: int, device: torch.device | str = "cpu"
+    ) -> None:
+        self.capacity, self.device = capacity, torch.device(device)
+        kw = {"device": self.device}
+        self.obs = torch.zeros(capacity, obs_dim, **kw)
+        self.action = torch.zeros(capacity, act_dim, **kw)
+        self.reward = torch.zeros(capacity, **kw)
+        self.next_obs = torch.zeros(capacity, obs_dim, **kw)
+        self.terminated = torch.zeros(capacity, **kw)
+        self.source = torch.zeros(capacity, dtype=torch.uint8, **kw)
+        self.pos = 0
+        self.size = 0
+        self._source_counts = np.zeros(len(Source), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def count(self, source: Source) -> int:
+        """Number of stored transitions from ``source``."""
+        return int(self._source_counts[source])
+
+    def add(
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: float,
+        next_obs: np.ndarray,
+        terminated: bool,
+        source: Source = Source.REAL,
+    ) -> None:
+        """Store one transition (NumPy or Python inputs)."""
+        i = self.pos
+        if self.size == self.capacity:
+            self._source_counts[int(self.source[i])] -= 1
+        self.obs[i] = torch.as_tensor(obs, dtype=torch.float32)
+        self.action[i] = torch.as_tensor(action, dtype=torch.float32)
+        self.reward[i] = float(reward)
+        self.next_obs[i] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.terminated[i] = float(terminated)
+        self.source[i] = int(source)
+        self._source_counts[source] += 1
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def add_batch(self, batch: Batch, source: Source) -> None:
+        """Store ``N`` transitions given as ``[N, ...]`` tensors."""
+        n = batch.obs.shape[0]
+        if n > self.capacity:  # only the newest `capacity` survive anyway
+            batch = Batch(*(x[-self.capacity :] for x in batch))
+            n = self.capacity
+        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+        overwritten = self.source[idx[idx < self.size]]
+        self._source_counts -= np.bincount(overwritten.cpu().numpy(), minlength=len(Source))
+        for name, value in zip(Batch._fields, batch, strict=True):
+            store = getattr(self, name)
+            store[idx] = value.to(self.device, torch.float32).reshape(n, *store.shape[1:])
+        self.source[idx] = int(source)
+        self._source_counts[source] += n
+        self.pos = (self.pos + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
+        """Uniform sample with replacement; ``generator`` must live on the buffer's device."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        idx = torch.randint(self.size, (batch_size,), generator=generator, device=self.device)
+        return self.gather(idx)
+
+    def gather(self, idx: Tensor) -> Batch:
+        """Transitions at indices ``idx`` ``[N]``."""
+        return Batch(*(getattr(self, name)[idx] for name in Batch._fields))

@@ -1,0 +1,135 @@
+"""Command-line interface: ``spiking-dreamer train | eval``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from spiking_dreamer import __version__
+from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.envs import EnvError
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    """The common flags, as ``--set`` overrides applied after the user's own."""
+    flags = {
+        "train.seed": args.seed,
+        "env.id": args.env,
+        "train.total_steps": args.total_steps,
+        "train.device": args.device,
+    }
+    out = [f"{k}={v}" for k, v in flags.items() if v is not None]
+    if args.no_dreaming:
+        out.append("dreaming.enabled=false")
+    if args.wandb:
+        out.append("log.wandb=true")
+    if args.no_progress:
+        out.append("log.progress=false")
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from spiking_dreamer.training.trainer import Trainer, default_run_dir
+
+    cfg = load_config(args.config, [*args.set, *_train_overrides(args)])
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg)
+    trainer = Trainer(cfg, run_dir)
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    summary = trainer.run()
+    print(
+        f"done: {summary.steps} steps, final eval return {summary.final_return:.1f}, "
+        f"best {summary.best_return:.1f}, {summary.env_steps_per_s:.1f} env steps/s, "
+        f"run directory {summary.run_dir}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from spiking_dreamer.envs import make_env
+    from spiking_dreamer.training.checkpoint import load_actor
+    from spiking_dreamer.training.evaluate import evaluate
+    from spiking_dreamer.training.trainer import resolve_device
+
+    torch.set_num_threads(1)
+    actor, data = load_actor(args.checkpoint, resolve_device(args.device))
+    stored = data["env"]
+    env_id = args.env or stored["id"]
+    env_kwargs = data["config"]["env"].get("kwargs", {})
+    envs = [make_env(env_id, env_kwargs) for _ in range(args.episodes)]
+    obs_dim = envs[0].observation_space.shape[0]
+    act_dim = envs[0].action_space.shape[0]
+    if (obs_dim, act_dim) != (stored["obs_dim"], stored["act_dim"]):
+        raise EnvError(
+            f"checkpoint {args.checkpoint} was trained on {stored['id']} (obs {stored['obs_dim']}, "
+            f"act {stored['act_dim']}) but {env_id} has obs {obs_dim}, act {act_dim}"
+        )
+    returns, lengths = evaluate(actor, envs, args.seed)
+    mean, std = float(np.mean(returns)), float(np.std(returns))
+    print(
+        f"{env_id}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes "
+        f"(mean length {np.mean(lengths):.0f}; checkpoint step {data['step']})"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spiking-dreamer", description="Spiking actors and spiking world models for RL."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a PopSAN-TD3 agent")
+    p.add_argument("--config", help="YAML config (e.g. configs/halfcheetah.yaml)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--env", help="gymnasium env id, overrides env.id")
+    p.add_argument("--no-dreaming", action="store_true", help="model-free baseline")
+    p.add_argument("--total-steps", type=int, help="env steps, overrides train.total_steps")
+    p.add_argument("--run-dir", help="run directory (default runs/<env>__<arm>__s<seed>__<time>)")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--wandb", action="store_true", help="mirror metrics to Weights & Biases")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set td3.batch_size=256 (repeatable)",
+    )
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--env", help="env id (default: the checkpoint's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
+        parser.error("--episodes must be >= 1")
+    from spiking_dreamer.training.checkpoint import CheckpointError
+    from spiking_dreamer.training.trainer import RunDirError
+
+    try:
+        return args.func(args)
+    except (ConfigError, EnvError, CheckpointError, RunDirError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""Typed, frozen experiment configuration loaded from YAML files and ``--set`` overrides.
+
+A config file is a nested mapping whose sections match the dataclasses below. A file may name
+another file under ``base:`` (relative to itself); the base is loaded first and the file is
+deep-merged onto it. Every key is checked against the schema: an unknown key, a value of the wrong
+type or an impossible value raises :class:`ConfigError` naming the key, its source (file or
+``--set``) and, for unknown keys, the closest valid key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the key and its source."""
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: {msg}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    id: str = "HalfCheetah-v5"
+    """Gymnasium environment id (v5 MuJoCo ids; v4 ids are mapped to v5)."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for ``gymnasium.make``."""
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    """PopSAN actor (Tang et al., CoRL 2020)."""
+
+    encoder_pop_dim: int = 10
+    decoder_pop_dim: int = 10
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    mean_range: tuple[float, float] = (-3.0, 3.0)
+    encoder_std: float = math.sqrt(0.15)
+    encoding: Literal["deterministic", "bernoulli"] = "deterministic"
+    spike_ts: int = 5
+    c_decay: float = 0.5
+    v_decay: float = 0.75
+    v_threshold: float = 0.5
+    surrogate: Literal["rect", "superspike", "atan"] = "rect"
+    surrogate_scale: float = 0.5
+    obs_clip: float = 3.0
+
+    def __post_init__(self) -> None:
+        for k in ("encoder_pop_dim", "decoder_pop_dim"):
+            _check(getattr(self, k) >= 2, f"actor.{k}", "must be >= 2")
+        _check(len(self.hidden_sizes) >= 1, "actor.hidden_sizes", "needs at least one layer")
+        _check(all(h > 0 for h in self.hidden_sizes), "actor.hidden_sizes", "sizes must be > 0")
+        _check(self.mean_range[0] < self.mean_range[1], "actor.mean_range", "needs low < high")
+        _check(self.encoder_std > 0, "actor.encoder_std", "must be > 0")
+        _check(self.spike_ts >= 1, "actor.spike_ts", "must be >= 1")
+        _check(0 <= self.c_decay <= 1, "actor.c_decay", "must lie in [0, 1]")
+        _check(0 <= self.v_decay <= 1, "actor.v_decay", "must lie in [0, 1]")
+        _check(self.v_threshold > 0, "actor.v_threshold", "must be > 0")
+        _check(self.surrogate_scale > 0, "actor.surrogate_scale", "must be > 0")
+        _check(self.obs_clip > 0, "actor.obs_clip", "must be > 0")
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    hidden_sizes: tuple[int, ...] = (256, 256)
+
+    def __post_init__(self) -> None:
+        _check(len(self.hidden_sizes) >= 1, "critic.hidden_sizes", "needs at least one layer")
+        _check(all(h > 0 for h in self.hidden_sizes), "critic.hidden_sizes", "sizes must be > 0")
+
+
+@dataclass(frozen=True)
+class TD3Config:
+    """TD3 (Fujimoto et al., ICML 2018); defaults are PopSAN's TD3 settings."""
+
+    actor_lr: float = 1e-4
+    critic_lr: float = 1e-3
+    batch_size: int = 100
+    gamma: float = 0.99
+    tau: float = 0.005
+    policy_delay: int = 2
+    exploration_noise: float = 0.1
+    target_noise: float = 0.2
+    noise_clip: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.actor_lr > 0, "td3.actor_lr", "must be > 0")
+        _check(self.critic_lr > 0, "td3.critic_lr", "must be > 0")
+        _check(self.batch_size >= 1, "td3.batch_size", "must be >= 1")
+        _check(0 <= self.gamma < 1, "td3.gamma", "must lie in [0, 1)")
+        _check(0 < self.tau <= 1, "td3.tau", "must lie in (0, 1]")
+        _check(self.policy_delay >= 1, "td3.policy_delay", "must be >= 1")
+        for k in ("exploration_noise", "target_noise", "noise_clip"):
+            _check(getattr(self, k) >= 0, f"td3.{k}", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    total_steps: int = 1_000_000
+    """Environment steps, random warm-up included."""
+    start_steps: int = 10_000
+    """Uniform random actions before the policy acts."""
+    update_after: int = 1_000
+    """Env steps before TD3 updates start (PopSAN/Spinning Up: 1,000)."""
+    updates_per_step: int = 1
+    replay_size: int = 1_000_000
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+    eval_seed_offset: int = 10_000
+    """The evaluation env is seeded with ``seed + eval_seed_offset`` at every evaluation."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
+    threads: int = 1
+    """torch intra-op threads; 1 suits the small networks here (0 keeps torch's default)."""
+
+    def __post_init__(self) -> None:
+        _check(self.seed >= 0, "train.seed", "must be >= 0")
+        _check(self.total_steps >= 1, "train.total_steps", "must be >= 1")
+        _check(self.start_steps >= 0, "train.start_steps", "must be >= 0")
+        _check(self.update_after >= 1, "train.update_after", "must be >= 1")
+        _check(self.updates_per_step >= 0, "train.updates_per_step", "must be >= 0")
+        _check(self.replay_size >= 1, "train.replay_size", "must be >= 1")
+        _check(self.eval_every >= 1, "train.eval_every", "must be >= 1")
+        _check(self.eval_episodes >= 1, "train.eval_episodes", "must be >= 1")
+        _check(self.threads >= 0, "train.threads", "must be >= 0")
+        dev = self.device
+        ok = dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
+        _check(ok, "train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
+
+
+@dataclass(frozen=True)
+class DreamingConfig:
+    enabled: bool = False
+    """Uncertainty-guided dreaming with a spiking world model (not in this version yet)."""
+
+    def __post_init__(self) -> None:
+        _check(
+            not self.enabled,
+            "dreaming.enabled",
+            "dreaming is not available in this version; set it to false or pass --no-dreaming",
+        )
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    run_root: str = "runs"
+    """Parent directory of run directories (when --run-dir is not given)."""
+    tensorboard: bool = True
+    wandb: bool = False
+    wandb_project: str = "spiking-dreamer"
+    wandb_mode: Literal["online", "offline"] = "online"
+    progress: bool = True
+    log_every: int = 1_000
+    """Env steps between training-loss records."""
+
+    def __post_init__(self) -> None:
+        _check(self.log_every >= 1, "log.log_every", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    actor: ActorConfig = field(default_factory=ActorConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    td3: TD3Config = field(default_factory=TD3Config)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dreaming: DreamingConfig = field(default_factory=DreamingConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists), suitable for YAML, JSON and checkpoints."""
+        return _plain(dataclasses.asdict(self))
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """Copy with some keys of some sections changed, e.g. ``cfg.replace(train={"seed": 1})``."""
+        return config_from_dict(_deep_merge(self.to_dict(), sections, "replace()"), "replace()")
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert lists to tuples."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    bad = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}{hint}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise bad
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
+        return tuple(
+            _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise bad
+        return dict(value)
+    if origin in (types.UnionType, typing.Union):
+        for a in args:
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise bad
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a schema bug, not user input
+
+
+def _unknown_key(key: str, valid: Iterable[str], prefix: str, source: str) -> ConfigError:
+    valid = list(valid)
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+    return ConfigError(
+        f"{source}: unknown key {prefix}{key!r}{hint} (valid keys: {', '.join(sorted(valid))})"
+    )
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    if not isinstance(data, Mapping):
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(f"{source}: {where} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown_key(str(key), fields, prefix, source)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source)
+        else:
+            try:
+                kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
+            except ConfigError as e:
+                raise ConfigError(f"{source}: {e}") from None
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
+    """Validate a nested mapping into a :class:`Config` (missing keys take their defaults)."""
+    return _build(Config, data, "", source)
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any], source: str) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(out[k], v, source)
+        else:
+            out[k] = v
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
+    """Read ``path`` with its ``base:`` chain merged; returns the data and a source label."""
+    path = path.resolve()
+    if path in chain:
+        raise ConfigError(f"{path}: circular 'base:' chain {[str(p) for p in (*chain, path)]}")
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    base = data.pop("base", None)
+    # Validate this file's own keys before merging so errors name the right file.
+    config_from_dict(_deep_merge(Config().to_dict(), data, str(path)), str(path))
+    if base is None:
+        return data, str(path)
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be a file name, got {base!r}")
+    base_data, base_src = _read_yaml(path.parent / base, (*chain, path))
+    return _deep_merge(base_data, data, str(path)), f"{path} (base {base_src})"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``section.key=value``; the value is read as YAML (``128``, ``true``, ``[64, 64]``)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: the key must look like section.key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {text!r}: cannot parse the value: {e}") from None
+    return parts, value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``--set`` overrides to a nested mapping, validating each against the schema."""
+    out = dict(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        nested: Any = value
+        for p in reversed(parts):
+            nested = {p: nested}
+        config_from_dict(_deep_merge(Config().to_dict(), nested, "--set"), f"--set {text!r}")
+        out = _deep_merge(out, nested, "--set")
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load ``path`` (with its ``base:`` chain), apply overrides and validate everything."""
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        data, source = _read_yaml(Path(path))
+    overrides = list(overrides)
+    data = apply_overrides(data, overrides)
+    if overrides:
+        source = f"{source} with --set overrides"
+    return config_from_dict(data, source)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the fully resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,129 @@
+"""Actor checkpoints: plain tensors and values only, loadable with ``weights_only=True``.
+
+An actor checkpoint holds everything evaluation needs: the actor's weights with its observation
+normaliser statistics, the fully resolved config, the environment's id, sizes and action bounds,
+the training step and the evaluation return, and the library versions that wrote it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spiking_dreamer import __version__
+from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.config import Config, ConfigError, config_from_dict
+
+ACTOR_FORMAT = "spiking-dreamer/actor"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, of another kind or incompatible."""
+
+
+def library_versions() -> dict[str, str]:
+    import gymnasium
+    import mujoco
+    import numpy
+
+    return {
+        "spiking_dreamer": __version__,
+        "torch": torch.__version__,
+        "gymnasium": gymnasium.__version__,
+        "mujoco": mujoco.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write ``obj`` to a temporary file in the same directory, fsync it, then rename it over
+    ``path``: readers see either the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def actor_checkpoint(
+    actor: PopSpikingActor, cfg: Config, env_id: str, step: int, eval_return: float
+) -> dict[str, Any]:
+    """The checkpoint dict of ``actor`` (tensors moved to the CPU)."""
+    low = actor.action_bias - actor.action_scale
+    high = actor.action_bias + actor.action_scale
+    return {
+        "format": ACTOR_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": library_versions(),
+        "config": cfg.to_dict(),
+        "env": {
+            "id": env_id,
+            "obs_dim": actor.obs_dim,
+            "act_dim": actor.act_dim,
+            "action_low": low.cpu().tolist(),
+            "action_high": high.cpu().tolist(),
+        },
+        "step": step,
+        "eval_return": eval_return,
+        "actor": {k: v.detach().cpu() for k, v in actor.state_dict().items()},
+    }
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely (``weights_only=True``: no arbitrary objects are built)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused: it contains objects other than tensors and plain values ({e})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({e})") from None
+    if not isinstance(data, dict) or "format" not in data:
+        raise CheckpointError(f"{path}: not a spiking-dreamer checkpoint")
+    return data
+
+
+def load_actor(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[PopSpikingActor, dict[str, Any]]:
+    """Rebuild the actor stored in an actor checkpoint; returns it (in eval mode) and the dict."""
+    data = read_checkpoint(path)
+    if data["format"] != ACTOR_FORMAT:
+        raise CheckpointError(
+            f"{path}: is a {data['format']!r} checkpoint, not an actor checkpoint"
+        )
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: actor checkpoint format {data.get('format_version')} is not supported by "
+            f"spiking-dreamer {__version__} (format {FORMAT_VERSION})"
+        )
+    try:
+        cfg = config_from_dict(data["config"], f"{path} (stored config)")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
+    env = data["env"]
+    low = torch.tensor(env["action_low"], dtype=torch.float32)
+    high = torch.tensor(env["action_high"], dtype=torch.float32)
+    actor = PopSpikingActor(env["obs_dim"], low, high, cfg.actor)
+    try:
+        actor.load_state_dict(data["actor"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: actor weights do not match its config: {e}") from None
+    return actor.to(device).eval(), data

@@ -1,0 +1,87 @@
+"""Metric logging: JSON lines always, TensorBoard by default, Weights & Biases on request."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from spiking_dreamer.config import LogConfig
+
+
+class MetricsLogger:
+    """Writes ``{"step": N, "time": s, key: value, ...}`` records.
+
+    Files in ``run_dir``: ``metrics.jsonl`` (every record) and ``eval.jsonl`` (evaluations with
+    per-episode returns); TensorBoard events under ``tb/``; W&B mirrors every record.
+    """
+
+    def __init__(
+        self, run_dir: Path, cfg: LogConfig, run_name: str, config: Mapping[str, Any]
+    ) -> None:
+        self.run_dir = run_dir
+        self._start = time.time()
+        self._metrics = (run_dir / "metrics.jsonl").open("a")
+        self._eval = (run_dir / "eval.jsonl").open("a")
+        self._tb = None
+        self._wandb = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(run_dir / "tb"))
+        if cfg.wandb:
+            try:
+                import wandb
+            except ImportError:
+                raise RuntimeError(
+                    "--wandb needs the wandb package: pip install 'spiking-dreamer[wandb]'"
+                ) from None
+            self._wandb = wandb.init(
+                project=cfg.wandb_project,
+                name=run_name,
+                config=dict(config),
+                dir=str(run_dir),
+                mode=cfg.wandb_mode,
+                reinit="finish_previous",
+            )
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record scalar ``metrics`` at env step ``step``."""
+        clean = {k: float(v) for k, v in metrics.items()}
+        record = {"step": step, "time": round(time.time() - self._start, 3)}
+        record.update({k: (v if math.isfinite(v) else str(v)) for k, v in clean.items()})
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+        if self._tb is not None:
+            for k, v in clean.items():
+                self._tb.add_scalar(k, v, step)
+        if self._wandb is not None:
+            self._wandb.log(clean, step=step)
+
+    def log_eval(self, step: int, returns: list[float], lengths: list[int]) -> None:
+        """Record one evaluation: per-episode returns and lengths, plus their mean and std."""
+        n = len(returns)
+        mean = sum(returns) / n
+        std = math.sqrt(sum((r - mean) ** 2 for r in returns) / n)
+        record = {
+            "step": step,
+            "time": round(time.time() - self._start, 3),
+            "return_mean": mean,
+            "return_std": std,
+            "returns": returns,
+            "lengths": lengths,
+        }
+        self._eval.write(json.dumps(record) + "\n")
+        self._eval.flush()
+        self.log(step, {"eval/return_mean": mean, "eval/return_std": std})
+
+    def close(self) -> None:
+        self._metrics.close()
+        self._eval.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()

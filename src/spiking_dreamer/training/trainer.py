@@ -1,0 +1,212 @@
+"""The training loop: random warm-up, then one TD3 update per env step, periodic evaluation.
+
+One :class:`Trainer` owns every piece of run state (networks, optimisers, buffer, RNGs, counters,
+logger), so a run is a plain object that can be inspected, stepped and checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic
+from spiking_dreamer.buffers import ReplayBuffer, Source
+from spiking_dreamer.config import Config, save_config
+from spiking_dreamer.envs import make_env, resolve_env_id
+from spiking_dreamer.training.checkpoint import actor_checkpoint, atomic_torch_save
+from spiking_dreamer.training.evaluate import evaluate
+from spiking_dreamer.training.logger import MetricsLogger
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def default_run_dir(cfg: Config) -> Path:
+    arm = "dreaming" if cfg.dreaming.enabled else "baseline"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.log.run_root) / f"{cfg.env.id}__{arm}__s{cfg.train.seed}__{stamp}"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: Path
+    steps: int
+    final_return: float
+    best_return: float
+    env_steps_per_s: float
+    wall_time_s: float
+
+
+class Trainer:
+    """A PopSAN-TD3 training run.
+
+    Args:
+        cfg: the fully resolved config.
+        run_dir: where config, metrics, TensorBoard events and checkpoints go; must be new or
+            empty.
+    """
+
+    def __init__(self, cfg: Config, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.env_id = resolve_env_id(cfg.env.id)
+        self.device = resolve_device(cfg.train.device)
+        self._prepare_run_dir()
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+
+        seed = cfg.train.seed
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 (third-party code may draw from it)
+        torch.manual_seed(seed)  # network initialisation
+        self.np_rng = np.random.default_rng(seed)
+        self.sample_generator = torch.Generator(self.device).manual_seed(seed + 1)
+        noise_generator = torch.Generator(self.device).manual_seed(seed + 2)
+
+        self.env = make_env(self.env_id, cfg.env.kwargs)
+        self.eval_envs = [
+            make_env(self.env_id, cfg.env.kwargs) for _ in range(cfg.train.eval_episodes)
+        ]
+        obs_space, act_space = self.env.observation_space, self.env.action_space
+        self.obs_dim, self.act_dim = obs_space.shape[0], act_space.shape[0]
+        low = torch.as_tensor(act_space.low, dtype=torch.float32)
+        high = torch.as_tensor(act_space.high, dtype=torch.float32)
+
+        self.actor = PopSpikingActor(self.obs_dim, low, high, cfg.actor).to(self.device)
+        self.critic = TwinQCritic(self.obs_dim, self.act_dim, cfg.critic.hidden_sizes).to(
+            self.device
+        )
+        self.agent = TD3(self.actor, self.critic, cfg.td3, noise_generator)
+        capacity = min(cfg.train.replay_size, cfg.train.total_steps)
+        self.buffer = ReplayBuffer(capacity, self.obs_dim, self.act_dim, self.device)
+
+        self.step = 0
+        self.best_return = -math.inf
+        self.last_return = math.nan
+        self.episode_return, self.episode_length = 0.0, 0
+        self.logger = MetricsLogger(self.run_dir, cfg.log, self.run_dir.name, cfg.to_dict())
+
+    def _prepare_run_dir(self) -> None:
+        d = self.run_dir
+        if d.exists() and any(d.iterdir()):
+            raise RunDirError(f"run directory {d} is not empty; choose another --run-dir")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "checkpoints").mkdir(exist_ok=True)
+            save_config(self.cfg, d / "config.yaml")
+        except OSError as e:
+            raise RunDirError(f"cannot write to run directory {d}: {e}") from None
+
+    def _evaluate_and_checkpoint(self) -> None:
+        cfg = self.cfg.train
+        self.actor.eval()
+        returns, lengths = evaluate(self.actor, self.eval_envs, cfg.seed + cfg.eval_seed_offset)
+        self.actor.train()
+        self.logger.log_eval(self.step, returns, lengths)
+        self.last_return = float(np.mean(returns))
+        ckpt = actor_checkpoint(self.actor, self.cfg, self.env_id, self.step, self.last_return)
+        atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "last.pt")
+        if self.last_return > self.best_return:
+            self.best_return = self.last_return
+            atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "best.pt")
+
+    def run(self) -> RunSummary:
+        """Train for ``train.total_steps`` env steps; evaluate at step 0, every
+        ``train.eval_every`` steps and at the last step."""
+        cfg = self.cfg.train
+        seed = cfg.seed
+        obs, _ = self.env.reset(seed=seed)
+        self.env.action_space.seed(seed)
+        self._evaluate_and_checkpoint()
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=self.step,
+            disable=not self.cfg.log.progress,
+            unit="step",
+            dynamic_ncols=True,
+            desc=f"{self.env_id} s{seed}",
+        )
+        start, start_step = time.perf_counter(), self.step
+
+        def sps(step: int) -> float:
+            return (step - start_step) / max(time.perf_counter() - start, 1e-9)
+
+        losses: dict[str, torch.Tensor] = {}
+        try:
+            while self.step < cfg.total_steps:
+                obs = self._env_step(obs)
+                if self.step >= cfg.update_after:
+                    for _ in range(cfg.updates_per_step):
+                        batch = self.buffer.sample(self.cfg.td3.batch_size, self.sample_generator)
+                        losses = self.agent.update(batch)
+                log_now = self.step % self.cfg.log.log_every == 0
+                eval_now = self.step % cfg.eval_every == 0 or self.step == cfg.total_steps
+                if log_now:
+                    record = {f"train/{k}": v.item() for k, v in losses.items()}
+                    record["time/env_steps_per_s"] = sps(self.step)
+                    self.logger.log(self.step, record)
+                if eval_now:
+                    self._evaluate_and_checkpoint()
+                if log_now or eval_now:
+                    bar.update(self.step - bar.n)
+                    bar.set_postfix(sps=f"{sps(self.step):.0f}", eval=f"{self.last_return:.0f}")
+        finally:
+            bar.close()
+        wall = time.perf_counter() - start
+        summary = RunSummary(
+            self.run_dir,
+            self.step,
+            self.last_return,
+            self.best_return,
+            sps(self.step),
+            wall,
+        )
+        self.logger.close()
+        (self.run_dir / "summary.json").write_text(
+            json.dumps(
+                {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()}
+            )
+        )
+        return summary
+
+    def _env_step(self, obs: np.ndarray) -> np.ndarray:
+        """Act, step the env, store the transition; returns the next observation to act on."""
+        if self.step < self.cfg.train.start_steps:
+            action = self.env.action_space.sample()
+        else:
+            action = self.agent.act(obs, self.np_rng, self.cfg.td3.exploration_noise)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(obs, action, reward, next_obs, terminated, Source.REAL)
+        self.actor.obs_normalizer.update(torch.as_tensor(obs))
+        self.step += 1
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        if terminated or truncated:
+            self.logger.log(
+                self.step,
+                {
+                    "train/episode_return": self.episode_return,
+                    "train/episode_length": self.episode_length,
+                },
+            )
+            self.episode_return, self.episode_length = 0.0, 0
+            next_obs, _ = self.env.reset()
+        return next_obs
