@@ -144,6 +144,7 @@ def main() -> int:
         s: ROOT / args.run_root / f"{cfg_name}_{args.arm}_{args.steps}_s{s}" for s in args.seeds
     }
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
     if not args.collect:
         pending = list(args.seeds)
         procs: dict[int, subprocess.Popen] = {}
