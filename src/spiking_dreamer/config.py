@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -197,14 +196,29 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
+    bad = ConfigError(f"{key}: expected {tp.__name__}, got {value!r} ({type(value).__name__})")
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" as a string
+            value = float(value)
+        except ValueError:
+            raise bad from None
+    if isinstance(value, bool) and tp is not bool:
+        raise bad
+    if tp is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if tp is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, tp):
+        raise bad
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+    return value
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert lists to tuples."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    bad = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
     if origin is Literal:
         if value not in args:
             close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
@@ -213,54 +227,29 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise bad
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
+            args = (args[0],) * len(value)
+        elif len(value) != len(args):
             raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
         return tuple(
             _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
         )
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise bad
+            raise ConfigError(f"{key}: expected a mapping with string keys, got {value!r}")
         return dict(value)
-    if origin in (types.UnionType, typing.Union):
-        for a in args:
-            try:
-                return _coerce(value, a, key)
-            except ConfigError:
-                continue
-        raise bad
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
+    if tp in (bool, int, float, str):
+        return _coerce_scalar(value, tp, key)
     raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a schema bug, not user input
 
 
 def _unknown_key(key: str, valid: Iterable[str], prefix: str, source: str) -> ConfigError:
     valid = list(valid)
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f"; did you mean {prefix}{close[0]!r}?" if close else ""
+    hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
     return ConfigError(
-        f"{source}: unknown key {prefix}{key!r}{hint} (valid keys: {', '.join(sorted(valid))})"
+        f"{source}: unknown key '{prefix}{key}'{hint} (valid keys: {', '.join(sorted(valid))})"
     )
 
 

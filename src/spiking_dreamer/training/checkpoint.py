@@ -33,12 +33,12 @@ def library_versions() -> dict[str, str]:
     import mujoco
     import numpy
 
-    return {
+    return {  # plain strings: torch.__version__ is a TorchVersion, which weights_only refuses
         "spiking_dreamer": __version__,
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "mujoco": mujoco.__version__,
-        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),
+        "gymnasium": str(gymnasium.__version__),
+        "mujoco": str(mujoco.__version__),
+        "numpy": str(numpy.__version__),
     }
 
 

@@ -1,0 +1,156 @@
+"""Config loading: schema validation, clear errors, YAML chains and --set overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spiking_dreamer.config import Config, ConfigError, config_from_dict, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_default_yaml_lists_every_key_with_the_dataclass_defaults() -> None:
+    data = yaml.safe_load((CONFIGS / "default.yaml").read_text())
+    assert data == Config().to_dict()
+
+
+@pytest.mark.parametrize("name", ["default", "halfcheetah", "ant", "hopper", "walker2d"])
+def test_shipped_configs_load(name: str) -> None:
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert isinstance(cfg, Config)
+
+
+def test_env_files_override_the_base() -> None:
+    cfg = load_config(CONFIGS / "ant.yaml")
+    assert cfg.env.id == "Ant-v5"
+    assert cfg.env.kwargs == {"include_cfrc_ext_in_observation": False}
+    assert cfg.td3.batch_size == Config().td3.batch_size  # inherited from default.yaml
+    assert load_config(CONFIGS / "hopper.yaml").actor.encoding == "bernoulli"
+
+
+def test_unknown_key_names_key_file_and_suggestion(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("td3:\n  batch_sise: 64\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert "td3.batch_sise" in msg.replace("'", "")
+    assert str(f) in msg
+    assert "batch_size" in msg  # the suggestion
+
+
+def test_unknown_section_is_an_error(tmp_path: Path) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("tdd3:\n  batch_size: 64\n")
+    with pytest.raises(ConfigError, match=r"did you mean 'td3'"):
+        load_config(f)
+
+
+def test_error_in_base_file_names_the_base(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("train:\n  seed: -1\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\n")
+    with pytest.raises(ConfigError, match=r"base\.yaml.*train\.seed"):
+        load_config(tmp_path / "child.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("td3.batch_size=abc", r"td3\.batch_size: expected int"),
+        ("td3.batch_size=0", r"td3\.batch_size: must be >= 1"),
+        ("td3.gamma=1.5", r"td3\.gamma: must lie in \[0, 1\)"),
+        ("actor.hidden_sizes=[64, -1]", r"actor\.hidden_sizes"),
+        ("actor.encoding=poisson", r"must be one of \['deterministic', 'bernoulli'\]"),
+        ("actor.mean_range=[1.0]", r"expected 2 values"),
+        ("train.device=gpu", r"train\.device"),
+        ("log.wandb=yes please", r"log\.wandb: expected bool"),
+        ("train.total_steps=.nan", r"expected int"),
+        ("td3.tau=.inf", r"finite"),
+        ("nokey", r"expected section\.key=value"),
+        ("td3=3", r"section\.key"),
+        ("td3.batch_size.x=3", r"td3\.batch_size: expected int"),
+    ],
+)
+def test_bad_overrides_are_clear_errors(override: str, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(CONFIGS / "halfcheetah.yaml", [override])
+
+
+def test_overrides_apply_and_keep_types() -> None:
+    cfg = load_config(
+        CONFIGS / "halfcheetah.yaml",
+        ["td3.batch_size=128", "actor.hidden_sizes=[64, 32]", "td3.actor_lr=3e-4"],
+    )
+    assert cfg.td3.batch_size == 128
+    assert cfg.actor.hidden_sizes == (64, 32)
+    assert cfg.td3.actor_lr == pytest.approx(3e-4)
+    assert isinstance(cfg.td3.actor_lr, float)
+
+
+def test_int_accepted_where_float_expected_but_not_bool() -> None:
+    assert config_from_dict({"td3": {"tau": 1}}).td3.tau == 1.0
+    with pytest.raises(ConfigError, match="expected float"):
+        config_from_dict({"td3": {"tau": True}})
+
+
+def test_missing_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("td3: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="circular"):
+        load_config(loop)
+
+
+def test_config_is_frozen_and_roundtrips() -> None:
+    cfg = load_config(CONFIGS / "ant.yaml")
+    with pytest.raises(AttributeError):
+        cfg.td3.batch_size = 3  # type: ignore[misc]
+    assert config_from_dict(cfg.to_dict()) == cfg
+    assert cfg.replace(train={"seed": 7}).train.seed == 7
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-5, 5), max_size=3),
+)
+_keys = st.sampled_from(
+    ["env", "actor", "td3", "train", "log", "critic", "dreaming", "bogus", "td3.batch_size"]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, st.one_of(_values, st.dictionaries(st.text(max_size=12), _values))))
+def test_random_configs_end_in_config_error_or_a_valid_config(data: dict) -> None:
+    """Whatever mapping is thrown at the loader, it either validates or raises ConfigError."""
+    try:
+        cfg = config_from_dict(data)
+    except ConfigError:
+        return
+    assert isinstance(cfg, Config)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_random_override_strings_end_in_config_error_or_a_valid_config(text: str) -> None:
+    try:
+        cfg = load_config(None, [text])
+    except ConfigError:
+        return
+    assert isinstance(cfg, Config)

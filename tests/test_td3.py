@@ -1,0 +1,127 @@
+"""TD3 maths: targets, termination masks, delayed updates and Polyak averaging."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from spiking_dreamer.agent import polyak_update
+from spiking_dreamer.buffers import Batch
+from spiking_dreamer.config import TD3Config
+
+from .helpers import tiny_td3
+
+
+def _batch(n: int = 8, obs_dim: int = 3, act_dim: int = 2, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        torch.randn(n, obs_dim, generator=g),
+        torch.rand(n, act_dim, generator=g) * 2 - 1,
+        torch.randn(n, generator=g),
+        torch.randn(n, obs_dim, generator=g),
+        (torch.rand(n, generator=g) < 0.5).float(),
+    )
+
+
+def test_target_is_clipped_double_q_with_termination_mask() -> None:
+    """Without target noise, y = r + gamma * (1 - terminated) * min(Q1', Q2')(s', pi'(s'))."""
+    agent = tiny_td3(td3=TD3Config(target_noise=0.0, gamma=0.9))
+    batch = _batch()
+    y = agent.critic_target_value(batch)
+    with torch.no_grad():
+        a2 = agent.actor_target(batch.next_obs)
+        q = agent.critic_target(agent.actor.obs_normalizer(batch.next_obs), a2)
+    for i in range(len(y)):
+        q_min = min(q[0, i].item(), q[1, i].item())
+        expected = batch.reward[i].item() + 0.9 * (1 - batch.terminated[i].item()) * q_min
+        assert y[i].item() == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    terminated = batch.terminated.bool()
+    assert torch.allclose(y[terminated], batch.reward[terminated])
+
+
+def test_target_policy_noise_is_clipped_and_actions_stay_in_bounds() -> None:
+    agent = tiny_td3(td3=TD3Config(target_noise=10.0, noise_clip=0.5), action_high=2.0)
+    batch = _batch()
+    with torch.no_grad():
+        clean = agent.actor_target(batch.next_obs)
+    seen = []
+
+    def spy(obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        seen.append(action.clone())
+        return torch.zeros(2, action.shape[0])
+
+    agent.critic_target.forward = spy  # type: ignore[method-assign]
+    agent.critic_target_value(batch)
+    noisy = seen[0]
+    # noise clipped to 0.5 * half-range (2.0) = 1.0; actions clipped to [-2, 2]
+    assert (noisy - clean).abs().max() <= 1.0 + 1e-6
+    assert noisy.abs().max() <= 2.0
+    assert not torch.allclose(noisy, clean)
+
+
+def test_actor_and_targets_update_only_every_policy_delay() -> None:
+    agent = tiny_td3(td3=TD3Config(policy_delay=2))
+    actor0 = copy.deepcopy(agent.actor.state_dict())
+    critic_t0 = copy.deepcopy(agent.critic_target.state_dict())
+    agent.update(_batch(seed=1))
+    assert all(torch.equal(v, agent.actor.state_dict()[k]) for k, v in actor0.items())
+    assert all(torch.equal(v, agent.critic_target.state_dict()[k]) for k, v in critic_t0.items())
+    agent.update(_batch(seed=2))
+    changed = [not torch.equal(v, agent.actor.state_dict()[k]) for k, v in actor0.items()]
+    assert any(changed)
+    assert any(
+        not torch.equal(v, agent.critic_target.state_dict()[k]) for k, v in critic_t0.items()
+    )
+
+
+def test_actor_update_leaves_the_critic_untouched() -> None:
+    agent = tiny_td3(td3=TD3Config(policy_delay=1, critic_lr=1e-30))
+    critic0 = copy.deepcopy(agent.critic.state_dict())
+    agent.update(_batch())
+    for k, v in critic0.items():
+        assert torch.allclose(v, agent.critic.state_dict()[k], atol=1e-20)
+
+
+def test_polyak_update_hand_computed() -> None:
+    src = torch.nn.Linear(2, 1)
+    tgt = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        src.weight.fill_(1.0)
+        src.bias.fill_(2.0)
+        tgt.weight.fill_(0.0)
+        tgt.bias.fill_(-2.0)
+    polyak_update(src, tgt, 0.25)
+    assert torch.allclose(tgt.weight, torch.full((1, 2), 0.25))
+    assert torch.allclose(tgt.bias, torch.tensor([-2.0 * 0.75 + 2.0 * 0.25]))
+
+
+def test_repeated_updates_fit_a_fixed_batch() -> None:
+    agent = tiny_td3(td3=TD3Config(gamma=0.0))  # y = r: a pure regression problem
+    batch = _batch(n=32)
+    first = agent.update(batch)["critic_loss"].item()
+    for _ in range(600):
+        last = agent.update(batch)["critic_loss"].item()
+    assert last < 0.1 * first
+
+
+def test_target_actor_shares_the_online_normaliser() -> None:
+    agent = tiny_td3()
+    agent.actor.obs_normalizer.update(torch.randn(50, 3) * 4 + 2)
+    obs = torch.randn(5, 3)
+    assert torch.equal(agent.actor.obs_normalizer(obs), agent.actor_target.obs_normalizer(obs))
+    assert agent.actor_target.obs_normalizer is agent.actor.obs_normalizer
+
+
+def test_act_with_noise_stays_in_bounds_and_is_reproducible() -> None:
+    agent = tiny_td3(action_high=0.4)
+    obs = np.ones(3, dtype=np.float32)
+    a1 = agent.act(obs, np.random.default_rng(0), noise=5.0)
+    a2 = agent.act(obs, np.random.default_rng(0), noise=5.0)
+    assert np.array_equal(a1, a2)
+    assert np.all(np.abs(a1) <= 0.4 + 1e-7)
+    assert a1.dtype == np.float32
+    with pytest.raises(ValueError, match="rng"):
+        agent.act(obs, None, noise=0.1)

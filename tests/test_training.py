@@ -1,0 +1,175 @@
+"""End-to-end training on real MuJoCo: CLI, run directory, checkpoints, masks, determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spiking_dreamer.cli import main
+from spiking_dreamer.config import load_config
+from spiking_dreamer.training.trainer import RunDirError, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "actor.hidden_sizes=[16]",
+    "actor.spike_ts=2",
+    "critic.hidden_sizes=[16, 16]",
+    "td3.batch_size=16",
+    "train.start_steps=100",
+    "train.update_after=50",
+    "train.eval_every=100",
+    "train.eval_episodes=2",
+    "log.log_every=50",
+    "log.progress=false",
+    "env.kwargs={max_episode_steps: 50}",
+]
+
+
+def _tiny_args(*extra: str) -> list[str]:
+    out: list[str] = []
+    for o in TINY:
+        out += ["--set", o]
+    return [*out, *extra]
+
+
+def _trainer(tmp_path: Path, name: str, *overrides: str) -> Trainer:
+    cfg = load_config(ROOT / "configs" / "halfcheetah.yaml", [*TINY, *overrides])
+    return Trainer(cfg, tmp_path / name)
+
+
+pytestmark = pytest.mark.mujoco
+
+
+def test_train_writes_run_dir_and_eval_reads_the_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    code = main(
+        [
+            *("train", "--config", str(ROOT / "configs/halfcheetah.yaml")),
+            *("--total-steps", "300", "--run-dir", str(run), "--no-dreaming", "--seed", "3"),
+            *_tiny_args(),
+        ]
+    )
+    assert code == 0
+    assert load_config(run / "config.yaml").train.seed == 3  # resolved config is reloadable
+    evals = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [0, 100, 200, 300]
+    assert all(len(e["returns"]) == 2 for e in evals)
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("train/critic_loss" in m for m in metrics)
+    assert any("train/episode_return" in m for m in metrics)
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    for name in ("best.pt", "last.pt"):
+        data = torch.load(run / "checkpoints" / name, weights_only=True)
+        assert data["env"]["id"] == "HalfCheetah-v5"
+        assert "obs_normalizer.mean" in data["actor"]
+        assert data["versions"]["torch"] == torch.__version__
+    assert json.loads((run / "summary.json").read_text())["steps"] == 300
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "checkpoints/last.pt"), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "HalfCheetah-v5: return" in out
+    assert "±" in out
+
+
+def test_truncation_is_stored_as_non_terminal(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, "hc", "train.total_steps=120", "train.eval_every=1000")
+    trainer.run()
+    assert len(trainer.buffer) == 120
+    assert trainer.buffer.terminated[:120].sum() == 0  # two time-limit truncations, no terminal
+
+
+def test_termination_is_stored_for_terminating_envs(tmp_path: Path) -> None:
+    cfg = load_config(
+        ROOT / "configs" / "hopper.yaml",
+        [*TINY, "env.kwargs={}", "train.total_steps=300", "train.start_steps=300"],
+    )
+    trainer = Trainer(cfg, tmp_path / "hopper")
+    trainer.run()
+    term = trainer.buffer.terminated[: len(trainer.buffer)]
+    assert term.sum() >= 1  # random actions topple the hopper
+    # a terminal transition is the last of its episode: the next one starts from a fresh reset
+    idx = torch.nonzero(term).flatten()
+    idx = idx[idx + 1 < len(trainer.buffer)]
+    assert not torch.allclose(trainer.buffer.next_obs[idx], trainer.buffer.obs[idx + 1])
+
+
+def test_same_seed_gives_identical_first_updates(tmp_path: Path) -> None:
+    def critic_after(name: str, seed: int) -> list[torch.Tensor]:
+        t = _trainer(tmp_path, name, "train.total_steps=160", f"train.seed={seed}")
+        t.run()
+        return [p.detach().clone() for p in t.critic.parameters()] + [
+            p.detach().clone() for p in t.actor.parameters()
+        ]
+
+    a, b, c = critic_after("a", 1), critic_after("b", 1), critic_after("c", 2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("precious\n")
+    with pytest.raises(RunDirError, match="not empty"):
+        _trainer(tmp_path, "run")
+    assert (run / "metrics.jsonl").read_text() == "precious\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "td3.batch_sise=3"], "did you mean 'td3.batch_size'"),
+        (["--env", "HalfCheeta-v5"], "unknown environment id"),
+        (["--set", "train.device=tpu"], "train.device"),
+    ],
+)
+def test_bad_input_exits_2_before_creating_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    run = tmp_path / "run"
+    code = main(
+        ["train", "--config", str(ROOT / "configs/halfcheetah.yaml"), *args, "--run-dir", str(run)]
+    )
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_eval_refuses_a_mismatched_env(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    t = _trainer(tmp_path, "run", "train.total_steps=1")
+    t.run()
+    code = main(
+        ["eval", "--checkpoint", str(tmp_path / "run/checkpoints/last.pt"), "--env", "Hopper-v5"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "HalfCheetah-v5 (obs 17, act 6)" in err
+    assert "Hopper-v5 has obs 11, act 3" in err
+
+
+def test_wandb_offline_mirrors_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    t = _trainer(
+        tmp_path, "run", "train.total_steps=60", "log.wandb=true", "log.wandb_mode=offline"
+    )
+    t.run()
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.parametrize("script", ["train.py", "eval_policy.py"])
+def test_seed_compatible_scripts(script: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--checkpoint" in out.stdout or "--config" in out.stdout
