@@ -27,6 +27,19 @@ TINY = [
     "log.log_every=50",
     "log.progress=false",
     "env.kwargs={max_episode_steps: 50}",
+    "world_model.ensemble_size=2",
+    "world_model.num_elites=1",
+    "world_model.hidden_size=8",
+    "world_model.num_scales=2",
+    "world_model.spike_ts=2",
+    "world_model.pop_dim=3",
+    "world_model.batch_size=16",
+    "world_model.train_every=50",
+    "world_model.train_steps=3",
+    "dreaming.start_step=100",
+    "dreaming.every=50",
+    "dreaming.rollout_batch=16",
+    "dreaming.horizon=2",
 ]
 
 
@@ -98,6 +111,52 @@ def test_termination_is_stored_for_terminating_envs(tmp_path: Path) -> None:
     idx = torch.nonzero(term).flatten()
     idx = idx[idx + 1 < len(trainer.buffer)]
     assert not torch.allclose(trainer.buffer.next_obs[idx], trainer.buffer.obs[idx + 1])
+
+
+def test_dreaming_run_trains_the_model_and_mixes_dreams(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, "dream", "train.total_steps=300", "dreaming.real_ratio=0.5")
+    assert trainer.dreaming is not None
+    trainer.run()
+    engine = trainer.dreaming
+    assert engine.model_trainer.version == 300 // 50 - 1 + 1  # phases at 50, 100, ..., 300
+    assert len(engine.buffer) > 0
+    assert engine.active
+    assert torch.isfinite(engine.buffer.reward[: len(engine.buffer)]).all()
+    metrics = [
+        json.loads(x) for x in (tmp_path / "dream" / "metrics.jsonl").read_text().splitlines()
+    ]
+    dream = [m for m in metrics if "dream/acceptance" in m]
+    assert [m["step"] for m in dream] == [100, 150, 200, 250, 300]
+    for key in ("dream/threshold", "dream/uncertainty_mean", "dream/buffer_size"):
+        assert key in dream[-1]
+    model = [m for m in metrics if "model/holdout_mse" in m]
+    assert "model/firing_rate/block0" in model[-1]
+
+
+def test_no_dreaming_builds_no_world_model(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, "base", "dreaming.enabled=false")
+    assert trainer.dreaming is None
+
+
+def test_dreaming_on_a_terminating_env(tmp_path: Path) -> None:
+    cfg = load_config(
+        ROOT / "configs" / "hopper.yaml",
+        [*TINY, "env.kwargs={}", "train.total_steps=200", "train.start_steps=200"],
+    )
+    trainer = Trainer(cfg, tmp_path / "hopper")
+    trainer.run()
+    assert trainer.dreaming is not None
+    assert trainer.dreaming.model_trainer.version >= 1
+
+
+def test_unknown_termination_is_refused_unless_opted_in(tmp_path: Path) -> None:
+    from spiking_dreamer.termination import TerminationError
+
+    args = ["env.id=Pendulum-v1", "env.kwargs={}"]
+    with pytest.raises(TerminationError, match="assume_never_terminates"):
+        _trainer(tmp_path, "p1", *args)
+    t = _trainer(tmp_path, "p2", *args, "world_model.assume_never_terminates=true")
+    assert t.dreaming is not None
 
 
 def test_same_seed_gives_identical_first_updates(tmp_path: Path) -> None:

@@ -141,16 +141,134 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class DreamingConfig:
-    enabled: bool = False
-    """Uncertainty-guided dreaming with a spiking world model (not in this version yet)."""
+class WorldModelConfig:
+    """Spiking world-model ensemble (adaptive LIF, multi-scale blocks, hybrid readout)."""
+
+    ensemble_size: int = 5
+    num_elites: int = 3
+    """Members with the lowest hold-out loss; dreams sample among them."""
+    hidden_size: int = 200
+    num_blocks: int = 2
+    num_scales: int = 4
+    """Groups of neurons per block with membrane time constants spread over ``tau_range``."""
+    tau_range: tuple[float, float] = (2.0, 16.0)
+    adapt_tau: float = 20.0
+    adapt_step: float = 0.1
+    c_decay: float = 0.5
+    v_threshold: float = 0.5
+    spike_ts: int = 5
+    pop_dim: int = 8
+    """Gaussian receptive fields per normalised input dimension (fixed centres over [-3, 3])."""
+    input_coding: Literal["current", "spikes"] = "current"
+    """``current``: receptive-field activations drive the first layer as input current;
+    ``spikes``: they are turned into regular spike trains first (PopSAN encoder)."""
+    surrogate: Literal["rect", "superspike", "atan"] = "superspike"
+    surrogate_scale: float = 10.0
+    head: Literal["deterministic", "gaussian"] = "deterministic"
+    """``gaussian``: mean and soft-bounded log-variance trained with Gaussian NLL."""
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 256
+    grad_clip: float = 1.0
+    train_every: int = 250
+    """Env steps between training phases."""
+    train_steps: int = 20
+    """Upper bound on gradient steps per training phase (bounds the cost per env step)."""
+    holdout_ratio: float = 0.2
+    max_holdout: int = 5000
+    holdout_every: int = 10
+    """Gradient steps between hold-out evaluations (early stopping and elite selection)."""
+    patience: int = 5
+    """Stop a phase after this many hold-out checks without a 1% improvement of any member."""
+    assume_never_terminates: bool = False
+    """Treat an env without a known termination function as never terminating."""
 
     def __post_init__(self) -> None:
+        k = "world_model."
+        _check(self.ensemble_size >= 1, k + "ensemble_size", "must be >= 1")
         _check(
-            not self.enabled,
-            "dreaming.enabled",
-            "dreaming is not available in this version; set it to false or pass --no-dreaming",
+            1 <= self.num_elites <= self.ensemble_size,
+            k + "num_elites",
+            f"must lie in [1, ensemble_size={self.ensemble_size}]",
         )
+        for name in ("hidden_size", "num_blocks", "spike_ts", "batch_size", "train_every"):
+            _check(getattr(self, name) >= 1, k + name, "must be >= 1")
+        _check(self.num_scales >= 1, k + "num_scales", "must be >= 1")
+        _check(
+            self.hidden_size % self.num_scales == 0,
+            k + "hidden_size",
+            f"must be divisible by num_scales={self.num_scales}",
+        )
+        _check(1 <= self.tau_range[0] <= self.tau_range[1], k + "tau_range", "needs 1 <= lo <= hi")
+        _check(self.adapt_tau >= 1, k + "adapt_tau", "must be >= 1")
+        _check(self.adapt_step >= 0, k + "adapt_step", "must be >= 0")
+        _check(0 <= self.c_decay <= 1, k + "c_decay", "must lie in [0, 1]")
+        for name in ("v_threshold", "surrogate_scale", "lr", "grad_clip"):
+            _check(getattr(self, name) > 0, k + name, "must be > 0")
+        _check(self.pop_dim >= 2, k + "pop_dim", "must be >= 2")
+        _check(self.weight_decay >= 0, k + "weight_decay", "must be >= 0")
+        _check(self.train_steps >= 0, k + "train_steps", "must be >= 0")
+        _check(0 < self.holdout_ratio < 1, k + "holdout_ratio", "must lie in (0, 1)")
+        _check(self.max_holdout >= 1, k + "max_holdout", "must be >= 1")
+        _check(self.holdout_every >= 1, k + "holdout_every", "must be >= 1")
+        _check(self.patience >= 1, k + "patience", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class DreamingConfig:
+    """Uncertainty-guided imagined rollouts (MBPO/MOPO style); defaults are the seed's values."""
+
+    enabled: bool = True
+    start_step: int = 50_000
+    """First env step with a dream phase (the world model trains from ``train.update_after``)."""
+    every: int = 250
+    """Env steps between dream phases."""
+    rollout_batch: int = 1024
+    """Start states per dream phase."""
+    horizon: int = 5
+    threshold: float = 0.5
+    """Initial uncertainty threshold at rollout step 0."""
+    threshold_decay: float = 0.85
+    """Threshold at rollout step h is ``threshold * threshold_decay**h`` (tightens with h)."""
+    adaptive_threshold: bool = True
+    target_acceptance: float = 0.6
+    adapt_rate: float = 0.05
+    """Multiplicative threshold change per phase when acceptance is off target by > 0.1."""
+    min_accept_quantile: float = 0.1
+    """The step-0 threshold never drops below this quantile of step-0 uncertainties, so a
+    phase always accepts some transitions."""
+    uncertainty: Literal["variance", "max_deviation", "max_std"] = "variance"
+    """``variance``: mean over state dims of the across-elite variance of predicted normalised
+    next states (the seed's metric); ``max_deviation``: max over elites of the L2 distance of
+    a member's mean from the elite mean; ``max_std``: MOPO's max over elites of the L2 norm of
+    the predicted std (needs ``world_model.head: gaussian``)."""
+    penalty: float = 1.0
+    """MOPO penalty: stored reward is ``r - penalty * u``."""
+    exploration_noise: float = 0.1
+    buffer_size: int = 100_000
+    real_ratio: float = 0.5
+    """Share of real transitions in each TD3 batch once dreams exist."""
+    updates_per_step: int = 1
+    """TD3 updates per env step once dreams exist (UTD)."""
+    recent_fraction: float = 0.0
+    """Share of start states drawn from the newest ``recent_window`` real transitions."""
+    recent_window: int = 20_000
+
+    def __post_init__(self) -> None:
+        k = "dreaming."
+        for name in ("every", "rollout_batch", "horizon", "buffer_size", "recent_window"):
+            _check(getattr(self, name) >= 1, k + name, "must be >= 1")
+        _check(self.start_step >= 0, k + "start_step", "must be >= 0")
+        _check(self.threshold > 0, k + "threshold", "must be > 0")
+        _check(0 < self.threshold_decay <= 1, k + "threshold_decay", "must lie in (0, 1]")
+        _check(0 < self.target_acceptance < 1, k + "target_acceptance", "must lie in (0, 1)")
+        _check(0 < self.adapt_rate < 1, k + "adapt_rate", "must lie in (0, 1)")
+        _check(0 <= self.min_accept_quantile < 1, k + "min_accept_quantile", "must lie in [0, 1)")
+        _check(self.penalty >= 0, k + "penalty", "must be >= 0")
+        _check(self.exploration_noise >= 0, k + "exploration_noise", "must be >= 0")
+        _check(0 <= self.real_ratio <= 1, k + "real_ratio", "must lie in [0, 1]")
+        _check(self.updates_per_step >= 1, k + "updates_per_step", "must be >= 1")
+        _check(0 <= self.recent_fraction <= 1, k + "recent_fraction", "must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -176,12 +294,21 @@ class Config:
     critic: CriticConfig = field(default_factory=CriticConfig)
     td3: TD3Config = field(default_factory=TD3Config)
     train: TrainConfig = field(default_factory=TrainConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     dreaming: DreamingConfig = field(default_factory=DreamingConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples become lists), suitable for YAML, JSON and checkpoints."""
         return _plain(dataclasses.asdict(self))
+
+    def __post_init__(self) -> None:
+        if self.dreaming.enabled and self.dreaming.uncertainty == "max_std":
+            _check(
+                self.world_model.head == "gaussian",
+                "dreaming.uncertainty",
+                "max_std needs world_model.head: gaussian",
+            )
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """Copy with some keys of some sections changed, e.g. ``cfg.replace(train={"seed": 1})``."""
@@ -253,7 +380,9 @@ def _unknown_key(key: str, valid: Iterable[str], prefix: str, source: str) -> Co
     )
 
 
-def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+def _build(cls: type, data: Any, prefix: str, source: str, construct: bool = True) -> Any:
+    """Check ``data`` against the dataclass ``cls`` (keys and types) and, if ``construct``,
+    build it (which also runs the value checks in ``__post_init__``)."""
     if not isinstance(data, Mapping):
         where = prefix.rstrip(".") or "the top level"
         raise ConfigError(f"{source}: {where} must be a mapping, got {data!r}")
@@ -265,16 +394,24 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
             raise _unknown_key(str(key), fields, prefix, source)
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source)
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source, construct)
         else:
             try:
                 kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
             except ConfigError as e:
                 raise ConfigError(f"{source}: {e}") from None
+    if not construct:
+        return kwargs
     try:
         return cls(**kwargs)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
+
+
+def check_keys_and_types(data: Mapping[str, Any], source: str) -> None:
+    """Raise :class:`ConfigError` for unknown keys or wrongly typed values in a partial config
+    (value constraints, which may involve several keys, are checked on the merged config)."""
+    _build(Config, data, "", source, construct=False)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
@@ -308,8 +445,8 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     base = data.pop("base", None)
-    # Validate this file's own keys before merging so errors name the right file.
-    config_from_dict(_deep_merge(Config().to_dict(), data, str(path)), str(path))
+    # Check this file's own keys before merging so errors name the right file.
+    check_keys_and_types(data, str(path))
     if base is None:
         return data, str(path)
     if not isinstance(base, str):
@@ -341,7 +478,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         nested: Any = value
         for p in reversed(parts):
             nested = {p: nested}
-        config_from_dict(_deep_merge(Config().to_dict(), nested, "--set"), f"--set {text!r}")
+        check_keys_and_types(nested, f"--set {text!r}")
         out = _deep_merge(out, nested, "--set")
     return out
 

@@ -235,3 +235,114 @@ def current_lif_scan_fused(
     if torch.is_grad_enabled() and inputs.requires_grad:
         return _CurrentLIFScanFunction.apply(inputs, params, spike_fn)
     return _current_lif_forward(inputs, params)[0]
+
+
+def _adaptive_lif_forward(
+    inputs: Tensor, params: AdaptiveLIFParams
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Spikes, pre-reset voltages and adaptation states ``[T, B, F]`` from zero state."""
+    p = params
+    voltages = leaky_integrate(inputs, p.c_decay)  # the currents, overwritten in place
+    spikes = torch.empty_like(inputs)
+    adaptation = torch.empty_like(inputs)
+    a = torch.zeros_like(inputs[0])
+    for t in range(inputs.shape[0]):
+        if t > 0:
+            voltages[t] += p.v_decay * voltages[t - 1] * (1.0 - spikes[t - 1])
+        torch.gt(voltages[t], p.v_threshold + a, out=spikes[t])
+        a = p.adapt_decay * a + p.adapt_step * spikes[t]
+        adaptation[t] = a
+    return spikes, voltages, adaptation
+
+
+def _reduce_to(grad: Tensor, like: Decay) -> Tensor | None:
+    if not isinstance(like, Tensor) or not like.requires_grad:
+        return None
+    while grad.dim() > like.dim():
+        grad = grad.sum(0)
+    dims = [i for i, n in enumerate(like.shape) if n == 1 and grad.shape[i] != 1]
+    return grad.sum(dims, keepdim=True) if dims else grad
+
+
+class _AdaptiveLIFScanFunction(torch.autograd.Function):
+    """Fused adaptive LIF over ``T`` steps with a hand-written BPTT backward.
+
+    With ``z_t = v_t - theta_0 - a_{t-1}``, ``g_t = g(z_t)`` and adjoints ``d*``::
+
+        da_t = adapt_decay * da_{t+1} - dz_{t+1}
+        ds_t = dL/dspike_t + adapt_step * da_t - v_decay * v_t * dv_{t+1}
+        dz_t = g_t * ds_t
+        dv_t = dL/dvoltage_t + dz_t + v_decay * (1 - s_t) * dv_{t+1}
+        dI_t = dc_t = dv_t + c_decay * dc_{t+1}
+        dL/dv_decay = sum_t dv_{t+1} v_t (1 - s_t),  dL/dadapt_decay = sum_t da_t a_{t-1}
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        inputs: Tensor,
+        v_decay: Tensor,
+        adapt_decay: Tensor,
+        params: AdaptiveLIFParams,
+        spike_fn: SurrogateSpike,
+    ) -> tuple[Tensor, Tensor]:
+        spikes, voltages, adaptation = _adaptive_lif_forward(inputs, params)
+        ctx.save_for_backward(spikes, voltages, adaptation, v_decay, adapt_decay)
+        ctx.params, ctx.spike_fn = params, spike_fn
+        return spikes, voltages
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_spikes: Tensor, grad_voltages: Tensor
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, None, None]:
+        spikes, voltages, adaptation, v_decay, adapt_decay = ctx.saved_tensors
+        p: AdaptiveLIFParams = ctx.params
+        steps = spikes.shape[0]
+        prev_a = torch.cat([torch.zeros_like(adaptation[:1]), adaptation[:-1]])
+        surrogate = ctx.spike_fn.grad(voltages - p.v_threshold - prev_a)
+        grad_v = torch.empty_like(voltages)
+        d_v_next = d_z_next = d_a = None
+        g_vdecay = torch.zeros_like(voltages[0])
+        g_adecay = torch.zeros_like(voltages[0])
+        for t in range(steps - 1, -1, -1):
+            d_s = grad_spikes[t]
+            if d_v_next is not None:
+                d_a = -d_z_next if d_a is None else adapt_decay * d_a - d_z_next
+                d_s = d_s + p.adapt_step * d_a - v_decay * voltages[t] * d_v_next
+                g_adecay = g_adecay + d_a * prev_a[t]
+            d_z = surrogate[t] * d_s
+            d_v = grad_voltages[t] + d_z
+            if d_v_next is not None:
+                keep = 1.0 - spikes[t]
+                d_v = d_v + v_decay * keep * d_v_next
+                g_vdecay = g_vdecay + d_v_next * voltages[t] * keep
+            grad_v[t] = d_v
+            d_v_next, d_z_next = d_v, d_z
+        grad_in = leaky_integrate(grad_v, p.c_decay, reverse=True)
+        return (
+            grad_in,
+            _reduce_to(g_vdecay, v_decay) if ctx.needs_input_grad[1] else None,
+            _reduce_to(g_adecay, adapt_decay) if ctx.needs_input_grad[2] else None,
+            None,
+            None,
+        )
+
+
+def adaptive_lif_scan_fused(
+    inputs: Tensor, params: AdaptiveLIFParams, spike_fn: SurrogateSpike
+) -> tuple[Tensor, Tensor]:
+    """Spikes and pre-reset voltages ``[T, B, F]`` of :func:`adaptive_lif_scan` from zero state,
+    in one fused autograd node. ``v_decay`` and ``adapt_decay`` may be learnable tensors; the
+    other parameters must be floats."""
+    for name in ("c_decay", "v_threshold", "adapt_step"):
+        if isinstance(getattr(params, name), Tensor):
+            raise TypeError(f"adaptive_lif_scan_fused needs a float {name}")
+    v_decay = torch.as_tensor(params.v_decay, dtype=inputs.dtype, device=inputs.device)
+    adapt_decay = torch.as_tensor(params.adapt_decay, dtype=inputs.dtype, device=inputs.device)
+    if torch.is_grad_enabled() and (
+        inputs.requires_grad or v_decay.requires_grad or adapt_decay.requires_grad
+    ):
+        p = params._replace(v_decay=v_decay, adapt_decay=adapt_decay)
+        return _AdaptiveLIFScanFunction.apply(inputs, v_decay, adapt_decay, p, spike_fn)
+    spikes, voltages, _ = _adaptive_lif_forward(inputs, params)
+    return spikes, voltages

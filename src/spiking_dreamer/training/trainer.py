@@ -20,6 +20,7 @@ from tqdm import tqdm
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic
 from spiking_dreamer.buffers import ReplayBuffer, Source
 from spiking_dreamer.config import Config, save_config
+from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
 from spiking_dreamer.training.checkpoint import actor_checkpoint, atomic_torch_save
 from spiking_dreamer.training.evaluate import evaluate
@@ -97,6 +98,18 @@ class Trainer:
         self.agent = TD3(self.actor, self.critic, cfg.td3, noise_generator)
         capacity = min(cfg.train.replay_size, cfg.train.total_steps)
         self.buffer = ReplayBuffer(capacity, self.obs_dim, self.act_dim, self.device)
+        self.dreaming: DreamEngine | None = None  # --no-dreaming builds no world model at all
+        if cfg.dreaming.enabled:
+            dream_generator = torch.Generator(self.device).manual_seed(seed + 3)
+            self.dreaming = DreamEngine(
+                cfg,
+                self.env_id,
+                self.obs_dim,
+                self.act_dim,
+                self.actor,
+                self.device,
+                dream_generator,
+            )
 
         self.step = 0
         self.best_return = -math.inf
@@ -153,10 +166,12 @@ class Trainer:
         try:
             while self.step < cfg.total_steps:
                 obs = self._env_step(obs)
+                if self.dreaming is not None:
+                    dream_metrics = self.dreaming.on_env_step(self.step, self.buffer)
+                    if dream_metrics:
+                        self.logger.log(self.step, dream_metrics)
                 if self.step >= cfg.update_after:
-                    for _ in range(cfg.updates_per_step):
-                        batch = self.buffer.sample(self.cfg.td3.batch_size, self.sample_generator)
-                        losses = self.agent.update(batch)
+                    losses = self._update_agent()
                 log_now = self.step % self.cfg.log.log_every == 0
                 eval_now = self.step % cfg.eval_every == 0 or self.step == cfg.total_steps
                 if log_now:
@@ -186,6 +201,19 @@ class Trainer:
             )
         )
         return summary
+
+    def _update_agent(self) -> dict[str, torch.Tensor]:
+        """TD3 updates for this env step (with dream transitions mixed in once available)."""
+        cfg, losses = self.cfg, {}
+        if self.dreaming is not None and self.dreaming.active:
+            for _ in range(cfg.dreaming.updates_per_step):
+                batch = self.dreaming.sample(self.buffer, cfg.td3.batch_size, self.sample_generator)
+                losses = self.agent.update(batch)
+        else:
+            for _ in range(cfg.train.updates_per_step):
+                batch = self.buffer.sample(cfg.td3.batch_size, self.sample_generator)
+                losses = self.agent.update(batch)
+        return losses
 
     def _env_step(self, obs: np.ndarray) -> np.ndarray:
         """Act, step the env, store the transition; returns the next observation to act on."""

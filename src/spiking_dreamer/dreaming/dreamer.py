@@ -1,0 +1,176 @@
+"""Uncertainty-guided dreaming: MBPO-style short branched rollouts (Janner et al., NeurIPS 2019)
+with MOPO's pessimistic reward (Yu et al., NeurIPS 2020) and a horizon-adaptive filter.
+
+One dream phase:
+
+1. draw ``rollout_batch`` start states from the real buffer (a ``recent_fraction`` of them from
+   the newest ``recent_window`` transitions);
+2. for ``h = 0 .. horizon - 1`` on the branches still alive: the current actor picks actions from
+   the raw imagined observations (the same ``actor(raw_obs)`` call as in the real env, so the
+   observation pipeline cannot differ), Gaussian exploration noise is added and the actions are
+   clipped to the env's real bounds; the ensemble predicts every member's next state and reward;
+   a random elite per transition supplies the transition (sampling its Gaussian for a Gaussian
+   head); the uncertainty ``u`` is computed from the elites (see :func:`uncertainty`);
+3. a transition is kept iff ``u <= threshold * threshold_decay**h`` and every value is finite;
+   a rejected transition ends its branch, as does termination (the env's termination function);
+4. kept transitions go to the dream buffer with reward ``r - penalty * u``;
+5. the step-0 threshold adapts toward ``target_acceptance`` (x(1 +- adapt_rate) per phase outside
+   a +-0.1 band, also at zero acceptance) and never falls below the ``min_accept_quantile``
+   quantile of this phase's step-0 uncertainties, so acceptance cannot stall at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from spiking_dreamer.buffers import Batch, ReplayBuffer
+from spiking_dreamer.config import DreamingConfig
+from spiking_dreamer.dreaming.buffer import DreamBuffer
+from spiking_dreamer.world_model.base import EnsembleDynamicsModel, Prediction
+
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def uncertainty(pred: Prediction, elites: Tensor, kind: str) -> Tensor:
+    """Epistemic uncertainty ``[N]`` of per-member predictions, over the ``elites``.
+
+    * ``variance``: mean over state dims of the across-elite (population) variance of the
+      predicted normalised state change (the seed's metric, in target-normaliser units);
+    * ``max_deviation``: ``max_i || mu_i - mean_j mu_j ||_2`` over the normalised state change
+      (MOPO's disagreement alternative);
+    * ``max_std``: ``max_i || sigma_i ||_2`` over normalised state change and reward (MOPO's
+      default; needs a Gaussian head).
+    """
+    obs_dim = pred.next_obs.shape[-1]
+    mu = pred.mean[elites, :, :obs_dim]  # [K, N, O]
+    if kind == "variance":
+        return mu.var(0, unbiased=False).mean(-1)
+    if kind == "max_deviation":
+        return (mu - mu.mean(0)).norm(dim=-1).max(0).values
+    if kind == "max_std":
+        if pred.logvar is None:
+            raise ValueError("max_std uncertainty needs a Gaussian head")
+        return torch.exp(0.5 * pred.logvar[elites]).norm(dim=-1).max(0).values
+    raise ValueError(f"unknown uncertainty {kind!r}")
+
+
+class Dreamer:
+    """Runs dream phases and keeps the adaptive threshold.
+
+    Args:
+        model: the dynamics ensemble (its elites are used).
+        actor: ``actor(raw_obs [N, O]) -> actions [N, A]`` with ``action_scale``/``action_bias``
+            buffers giving the env's bounds.
+        termination_fn: ``(obs, action, next_obs) -> terminated [N]`` for the env.
+        cfg: dreaming settings.
+        generator: torch generator on the model's device (start states, noise, member choice).
+    """
+
+    def __init__(
+        self,
+        model: EnsembleDynamicsModel,
+        actor: nn.Module,
+        termination_fn: TerminationFn,
+        cfg: DreamingConfig,
+        generator: torch.Generator,
+    ) -> None:
+        self.model, self.actor, self.termination_fn = model, actor, termination_fn
+        self.cfg, self.generator = cfg, generator
+        self.threshold = cfg.threshold
+
+    def _start_indices(self, real: ReplayBuffer) -> Tensor:
+        cfg, g, n = self.cfg, self.generator, len(real)
+        n_recent = round(cfg.recent_fraction * cfg.rollout_batch)
+        idx = torch.randint(n, (cfg.rollout_batch - n_recent,), generator=g, device=real.device)
+        if n_recent:
+            window = min(cfg.recent_window, n)
+            back = torch.randint(window, (n_recent,), generator=g, device=real.device)
+            idx = torch.cat([idx, (real.pos - 1 - back) % n])
+        return idx
+
+    def _step(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Action, next obs, reward, uncertainty and terminated for imagined states ``obs``."""
+        cfg, g, actor, model = self.cfg, self.generator, self.actor, self.model
+        action = actor(obs)
+        noise = torch.randn(action.shape, generator=g, device=obs.device) * cfg.exploration_noise
+        low = actor.action_bias - actor.action_scale
+        high = actor.action_bias + actor.action_scale
+        action = torch.clamp(action + noise * actor.action_scale, low, high)
+        pred = model.predict(obs, action)
+        u = uncertainty(pred, model.elites, cfg.uncertainty)
+        n = obs.shape[0]
+        pick = model.elites[torch.randint(len(model.elites), (n,), generator=g, device=obs.device)]
+        rows = torch.arange(n, device=obs.device)
+        z = pred.mean[pick, rows]  # one random elite per transition (TS1)
+        if pred.logvar is not None:  # sample that member's Gaussian
+            z = z + torch.randn(z.shape, generator=g, device=obs.device) * torch.exp(
+                0.5 * pred.logvar[pick, rows]
+            )
+        raw = model.target_normalizer.denormalize(z)
+        next_obs, reward = obs + raw[:, :-1], raw[:, -1]
+        terminated = self.termination_fn(obs, action, next_obs)
+        return action, next_obs, reward, u, terminated
+
+    @torch.no_grad()
+    def phase(
+        self, real: ReplayBuffer, dreams: DreamBuffer, env_step: int, model_version: int
+    ) -> dict[str, float]:
+        """Run one dream phase; returns its statistics for logging."""
+        cfg = self.cfg
+        obs = real.obs[self._start_indices(real)]
+        attempted = accepted = nonfinite = 0
+        u_all = []
+        for h in range(cfg.horizon):
+            if obs.shape[0] == 0:
+                break
+            action, next_obs, reward, u, terminated = self._step(obs)
+            finite = torch.isfinite(next_obs).all(-1) & torch.isfinite(reward) & torch.isfinite(u)
+            u_clean = torch.where(finite, u, torch.full_like(u, float("inf")))
+            if h == 0:
+                self._apply_quantile_floor(u_clean[finite])
+            keep = finite & (u_clean <= self.threshold * cfg.threshold_decay**h)
+            attempted += obs.shape[0]
+            accepted += int(keep.sum())
+            nonfinite += int((~finite).sum())
+            u_all.append(u[finite])
+            if keep.any():
+                batch = Batch(
+                    obs[keep],
+                    action[keep],
+                    reward[keep] - cfg.penalty * u[keep],
+                    next_obs[keep],
+                    terminated[keep].float(),
+                )
+                dreams.add_dreams(batch, u[keep], env_step, model_version)
+            alive = keep & ~terminated
+            obs = next_obs[alive]
+        acceptance = accepted / max(attempted, 1)
+        self._adapt(acceptance)
+        u_cat = torch.cat(u_all) if u_all else torch.zeros(0)
+        return {
+            "dream/acceptance": acceptance,
+            "dream/accepted": float(accepted),
+            "dream/mean_length": accepted / cfg.rollout_batch,
+            "dream/uncertainty_mean": u_cat.mean().item() if len(u_cat) else float("nan"),
+            "dream/uncertainty_max": u_cat.max().item() if len(u_cat) else float("nan"),
+            "dream/threshold": self.threshold,
+            "dream/discarded_nonfinite": float(nonfinite),
+            "dream/buffer_size": float(len(dreams)),
+        }
+
+    def _apply_quantile_floor(self, step0_u: Tensor) -> None:
+        if self.cfg.min_accept_quantile > 0 and len(step0_u):
+            floor = torch.quantile(step0_u.float(), self.cfg.min_accept_quantile).item()
+            self.threshold = max(self.threshold, floor)
+
+    def _adapt(self, acceptance: float) -> None:
+        cfg = self.cfg
+        if not cfg.adaptive_threshold:
+            return
+        if acceptance < cfg.target_acceptance - 0.1:
+            self.threshold *= 1 + cfg.adapt_rate
+        elif acceptance > cfg.target_acceptance + 0.1:
+            self.threshold *= 1 - cfg.adapt_rate

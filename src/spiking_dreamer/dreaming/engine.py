@@ -1,0 +1,75 @@
+"""Schedules world-model training and dream phases inside a training run and mixes dreams into
+TD3 batches."""
+
+from __future__ import annotations
+
+import torch
+
+from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.buffers import Batch, ReplayBuffer
+from spiking_dreamer.config import Config
+from spiking_dreamer.dreaming.buffer import DreamBuffer
+from spiking_dreamer.dreaming.dreamer import Dreamer
+from spiking_dreamer.termination import termination_fn
+from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
+
+
+class DreamEngine:
+    """World model, its trainer, the dream buffer and the dreamer of one run.
+
+    Schedule (env steps ``t``): a model training phase every ``world_model.train_every`` steps
+    from ``train.update_after`` on; a dream phase every ``dreaming.every`` steps from
+    ``dreaming.start_step`` on, once the model has trained. Both costs are bounded per phase
+    (``world_model.train_steps`` gradient steps, ``dreaming.rollout_batch x horizon`` model
+    steps), so their cost per env step is bounded too.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        env_id: str,
+        obs_dim: int,
+        act_dim: int,
+        actor: PopSpikingActor,
+        device: torch.device,
+        generator: torch.Generator,
+    ) -> None:
+        self.cfg = cfg
+        term = termination_fn(
+            env_id, cfg.env.kwargs, allow_never=cfg.world_model.assume_never_terminates
+        )
+        self.model = SpikingEnsembleModel(obs_dim, act_dim, cfg.world_model).to(device)
+        self.model_trainer = ModelTrainer(self.model, cfg.world_model, generator)
+        self.buffer = DreamBuffer(cfg.dreaming.buffer_size, obs_dim, act_dim, device)
+        self.dreamer = Dreamer(self.model, actor, term, cfg.dreaming, generator)
+        self.generator = generator
+
+    def on_env_step(self, step: int, real: ReplayBuffer) -> dict[str, float]:
+        """Run whatever phase is due after env step ``step``; returns metrics to log."""
+        wm, dc = self.cfg.world_model, self.cfg.dreaming
+        metrics: dict[str, float] = {}
+        if step >= self.cfg.train.update_after and step % wm.train_every == 0 and len(real) > 1:
+            metrics.update(self.model_trainer.train_phase(real))
+            for i, rate in enumerate(self.model.last_firing_rates):
+                metrics[f"model/firing_rate/block{i}"] = float(rate)
+        if step >= dc.start_step and step % dc.every == 0 and self.model_trainer.version > 0:
+            metrics.update(self.dreamer.phase(real, self.buffer, step, self.model_trainer.version))
+        return metrics
+
+    def sample(self, real: ReplayBuffer, batch_size: int, generator: torch.Generator) -> Batch:
+        """A TD3 batch: ``real_ratio`` real and the rest dream transitions once enough dreams
+        exist, all real before."""
+        n_dream = batch_size - round(self.cfg.dreaming.real_ratio * batch_size)
+        if n_dream == 0 or len(self.buffer) < n_dream:
+            return real.sample(batch_size, generator)
+        r = real.sample(batch_size - n_dream, generator)
+        d = self.buffer.sample(n_dream, generator)
+        return Batch(*(torch.cat([a, b]) for a, b in zip(r, d, strict=True)))
+
+    @property
+    def active(self) -> bool:
+        """Whether TD3 batches now include dreams."""
+        n_dream = self.cfg.td3.batch_size - round(
+            self.cfg.dreaming.real_ratio * self.cfg.td3.batch_size
+        )
+        return n_dream > 0 and len(self.buffer) >= n_dream

@@ -1,0 +1,110 @@
+"""Common machinery of ensemble dynamics models: normalisers, losses, raw-space prediction.
+
+A model maps ``(s, a)`` to the state change and reward, ``(s' - s, r)``, for all ``E`` members at
+once. Inputs and targets are z-scored by normalisers that are part of the model's state dict
+(so every checkpoint carries them); :meth:`predict` speaks raw observations only.
+Delta-state targets, Gaussian NLL with soft-bounded log-variance: Chua et al., "Deep RL in a
+Handful of Trials using Probabilistic Dynamics Models" (PETS), NeurIPS 2018; Janner et al.,
+"When to Trust Your Model" (MBPO), NeurIPS 2019.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spiking_dreamer.normalization import RunningNormalizer
+
+
+class Prediction(NamedTuple):
+    """Per-member predictions for ``N`` transitions.
+
+    next_obs: ``[E, N, O]`` raw next observations (mean of each member).
+    reward: ``[E, N]`` raw rewards (mean of each member).
+    mean: ``[E, N, O + 1]`` normalised (state change, reward) means.
+    logvar: ``[E, N, O + 1]`` normalised log-variances, or ``None`` for a deterministic head.
+    """
+
+    next_obs: Tensor
+    reward: Tensor
+    mean: Tensor
+    logvar: Tensor | None
+
+
+class EnsembleDynamicsModel(nn.Module):
+    """Base class; subclasses implement :meth:`forward_normalized`.
+
+    Args:
+        obs_dim, act_dim: sizes ``O`` and ``A``.
+        ensemble_size: members ``E``.
+        num_elites: members used for dreaming, chosen by hold-out loss.
+        gaussian: whether the head predicts a log-variance (trained with NLL) besides the mean.
+    """
+
+    def __init__(
+        self, obs_dim: int, act_dim: int, ensemble_size: int, num_elites: int, gaussian: bool
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.in_dim, self.out_dim = obs_dim + act_dim, obs_dim + 1
+        self.ensemble_size, self.gaussian = ensemble_size, gaussian
+        self.input_normalizer = RunningNormalizer(self.in_dim)
+        self.target_normalizer = RunningNormalizer(self.out_dim)
+        self.register_buffer("elites", torch.arange(num_elites))
+        if gaussian:
+            self.max_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), 0.5))
+            self.min_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), -10.0))
+
+    def forward_normalized(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Normalised inputs ``[E, B, in]`` (or ``[B, in]``, shared) -> mean ``[E, B, out]`` and
+        log-variance ``[E, B, out]`` (``None`` for a deterministic head)."""
+        raise NotImplementedError
+
+    def bound_logvar(self, raw: Tensor) -> Tensor:
+        """Soft bounds between the learned ``min_logvar`` and ``max_logvar`` (PETS)."""
+        logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
+        return self.min_logvar + F.softplus(logvar - self.min_logvar)
+
+    def fit_normalizers(
+        self, obs: Tensor, action: Tensor, next_obs: Tensor, reward: Tensor
+    ) -> None:
+        """Reset the normalisers to the statistics of the given real transitions ``[N, ...]``."""
+        for norm in (self.input_normalizer, self.target_normalizer):
+            norm.count.zero_()
+            norm.mean.zero_()
+            norm.m2.zero_()
+        self.input_normalizer.update(torch.cat([obs, action], -1))
+        self.target_normalizer.update(torch.cat([next_obs - obs, reward.unsqueeze(-1)], -1))
+
+    def normalize_batch(
+        self, obs: Tensor, action: Tensor, next_obs: Tensor, reward: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Normalised inputs ``[..., in]`` and targets ``[..., out]``."""
+        x = self.input_normalizer(torch.cat([obs, action], -1))
+        y = self.target_normalizer(torch.cat([next_obs - obs, reward.unsqueeze(-1)], -1))
+        return x, y
+
+    def loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """Per-member loss ``[E]`` for normalised ``x`` ``[E, B, in]`` and ``y`` ``[E, B, out]``:
+        MSE for a deterministic head; Gaussian NLL plus the log-variance bound penalty otherwise."""
+        mean, logvar = self.forward_normalized(x)
+        if logvar is None:
+            return (mean - y).square().mean((1, 2))
+        nll = ((mean - y).square() * torch.exp(-logvar) + logvar).mean((1, 2))
+        return nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum()) / self.ensemble_size
+
+    @torch.no_grad()
+    def mse(self, x: Tensor, y: Tensor) -> Tensor:
+        """Per-member MSE ``[E]`` of the mean on normalised ``x`` ``[B, in]`` and ``y``."""
+        mean, _ = self.forward_normalized(x)
+        return (mean - y).square().mean((1, 2))
+
+    def predict(self, obs: Tensor, action: Tensor) -> Prediction:
+        """Raw ``obs`` ``[N, O]`` and ``action`` ``[N, A]`` -> per-member predictions."""
+        x = self.input_normalizer(torch.cat([obs, action], -1))
+        mean, logvar = self.forward_normalized(x)
+        raw = self.target_normalizer.denormalize(mean)
+        return Prediction(obs + raw[..., : self.obs_dim], raw[..., self.obs_dim], mean, logvar)
