@@ -147,7 +147,7 @@ class WorldModelConfig:
     ensemble_size: int = 5
     num_elites: int = 3
     """Members with the lowest hold-out loss; dreams sample among them."""
-    hidden_size: int = 200
+    hidden_size: int = 128
     num_blocks: int = 2
     num_scales: int = 4
     """Groups of neurons per block with membrane time constants spread over ``tau_range``."""
@@ -175,8 +175,8 @@ class WorldModelConfig:
     train_steps: int = 20
     """Upper bound on gradient steps per training phase (bounds the cost per env step)."""
     holdout_ratio: float = 0.2
-    max_holdout: int = 5000
-    holdout_every: int = 10
+    max_holdout: int = 1000
+    holdout_every: int = 20
     """Gradient steps between hold-out evaluations (early stopping and elite selection)."""
     patience: int = 5
     """Stop a phase after this many hold-out checks without a 1% improvement of any member."""

@@ -5,7 +5,8 @@ Each phase: refit the normalisers on all real data, hold out a random ``holdout_
 draws its own bootstrap minibatch (indices with replacement, from a per-run generator). Every
 ``holdout_every`` steps the per-member hold-out MSE is measured; the phase stops early when no
 member improved by more than 1% for ``patience`` checks. The ``num_elites`` members with the
-lowest hold-out MSE become the elites. A non-finite loss skips that step and is counted.
+lowest hold-out MSE become the elites. Transitions with non-finite values are left out, a
+non-finite loss skips that step (counted), and gradients are clipped per member.
 """
 
 from __future__ import annotations
@@ -14,9 +15,24 @@ import math
 
 import torch
 
-from spiking_dreamer.buffers import ReplayBuffer
+from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import WorldModelConfig
 from spiking_dreamer.world_model.base import EnsembleDynamicsModel
+
+
+def clip_grad_norm_per_member(model: EnsembleDynamicsModel, max_norm: float) -> None:
+    """Clip each member's gradient norm separately, so one member cannot shrink the others'
+    updates; parameters without a leading ensemble dimension are clipped as one group."""
+    e = model.ensemble_size
+    members = [p.grad for p in model.parameters() if p.grad is not None and p.shape[0] == e]
+    shared = [p for p in model.parameters() if p.grad is not None and p.shape[0] != e]
+    if members:
+        sq = torch.stack([g.reshape(e, -1).square().sum(1) for g in members]).sum(0)
+        scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+        for g in members:
+            g.mul_(scale.view(e, *[1] * (g.dim() - 1)))
+    if shared:
+        torch.nn.utils.clip_grad_norm_(shared, max_norm)
 
 
 class ModelTrainer:
@@ -35,8 +51,13 @@ class ModelTrainer:
     def train_phase(self, buffer: ReplayBuffer, max_steps: int | None = None) -> dict[str, float]:
         """One training phase on the first ``len(buffer)`` transitions of ``buffer``."""
         cfg, model, g = self.cfg, self.model, self.generator
-        n = len(buffer)
-        data = buffer.gather(torch.arange(n, device=buffer.device))
+        data = buffer.gather(torch.arange(len(buffer), device=buffer.device))
+        rows = torch.cat([data.obs, data.action, data.next_obs, data.reward[:, None]], -1)
+        finite = torch.isfinite(rows).all(-1)
+        data = Batch(*(x[finite] for x in data))  # a non-finite row must not poison the normalisers
+        n = len(data.reward)
+        if n < 2:
+            return {"model/train_steps": 0.0}
         model.fit_normalizers(data.obs, data.action, data.next_obs, data.reward)
         x_all, y_all = model.normalize_batch(data.obs, data.action, data.next_obs, data.reward)
         perm = torch.randperm(n, generator=g, device=buffer.device)
@@ -45,9 +66,9 @@ class ModelTrainer:
         e, b = model.ensemble_size, cfg.batch_size
 
         model.train()
-        best = torch.full((e,), math.inf)
+        best = torch.full((e,), math.inf, device=buffer.device)
         since_improved, steps, losses = 0, 0, []
-        holdout = model.mse(x_all[hold], y_all[hold])
+        holdout = best
         for step in range(cfg.train_steps if max_steps is None else max_steps):
             idx = train[torch.randint(len(train), (e, b), generator=g, device=buffer.device)]
             loss = model.loss(x_all[idx], y_all[idx]).sum()
@@ -56,7 +77,7 @@ class ModelTrainer:
                 continue
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            clip_grad_norm_per_member(model, cfg.grad_clip)
             self.optimizer.step()
             losses.append(loss.detach() / e)
             steps = step + 1
@@ -67,7 +88,7 @@ class ModelTrainer:
                 since_improved = 0 if improved.any() else since_improved + 1
                 if since_improved >= cfg.patience:
                     break
-        if steps % cfg.holdout_every != 0:
+        if steps == 0 or steps % cfg.holdout_every != 0:
             holdout = model.mse(x_all[hold], y_all[hold])
         model.elites.copy_(torch.argsort(holdout)[: len(model.elites)])
         model.eval()

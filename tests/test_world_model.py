@@ -1,0 +1,564 @@
+"""Tests for the world-model ensembles (spiking and ANN), their trainer and the fused ALIF."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
+from spiking_dreamer.config import WorldModelConfig
+from spiking_dreamer.layers import EnsembleLinear
+from spiking_dreamer.snn import (
+    AdaptiveLIFParams,
+    adaptive_lif_scan,
+    adaptive_lif_scan_fused,
+    make_surrogate,
+)
+from spiking_dreamer.world_model import (
+    EnsembleDynamicsModel,
+    GaussianMLPEnsemble,
+    ModelTrainer,
+    SpikingEnsembleModel,
+)
+
+OBS, ACT = 3, 2
+E, K = 3, 2  # ensemble size, elites
+
+
+def tiny_cfg(**kw: object) -> WorldModelConfig:
+    base: dict[str, object] = {
+        "ensemble_size": E,
+        "num_elites": K,
+        "hidden_size": 16,
+        "num_blocks": 2,
+        "num_scales": 2,
+        "spike_ts": 3,
+        "pop_dim": 4,
+        "batch_size": 32,
+        "train_steps": 10,
+        "holdout_every": 5,
+    }
+    base.update(kw)
+    return WorldModelConfig(**base)  # type: ignore[arg-type]
+
+
+def spiking(head: str = "deterministic", seed: int = 0, **kw: object) -> SpikingEnsembleModel:
+    torch.manual_seed(seed)
+    return SpikingEnsembleModel(OBS, ACT, tiny_cfg(head=head, **kw))
+
+
+def ann(gaussian: bool = True, seed: int = 0) -> GaussianMLPEnsemble:
+    torch.manual_seed(seed)
+    return GaussianMLPEnsemble(OBS, ACT, E, K, (16, 16), gaussian=gaussian)
+
+
+BUILDERS: dict[str, Callable[..., EnsembleDynamicsModel]] = {
+    "spiking-det": lambda seed=0: spiking("deterministic", seed),
+    "spiking-gauss": lambda seed=0: spiking("gaussian", seed),
+    "ann-det": lambda seed=0: ann(gaussian=False, seed=seed),
+    "ann-gauss": lambda seed=0: ann(gaussian=True, seed=seed),
+}
+ALL_MODELS = pytest.mark.parametrize("name", list(BUILDERS))
+
+
+def random_buffer(
+    n: int = 200, seed: int = 0, obs_dim: int = OBS, act_dim: int = ACT
+) -> ReplayBuffer:
+    g = torch.Generator().manual_seed(seed)
+    obs = torch.randn(n, obs_dim, generator=g)
+    action = torch.rand(n, act_dim, generator=g) * 2 - 1
+    next_obs = obs + 0.1 * torch.randn(n, obs_dim, generator=g)
+    reward = torch.randn(n, generator=g)
+    buf = ReplayBuffer(n, obs_dim, act_dim)
+    buf.add_batch(Batch(obs, action, reward, next_obs, torch.zeros(n)), Source.REAL)
+    return buf
+
+
+def member_params(model: nn.Module) -> dict[str, Tensor]:
+    """Parameters with a leading ensemble dimension ``E``."""
+    return {n: p for n, p in model.named_parameters() if p.dim() >= 2 and p.shape[0] == E}
+
+
+# --------------------------------------------------------------------------------------------
+# 1. EnsembleLinear
+# --------------------------------------------------------------------------------------------
+
+
+def test_ensemble_linear_is_e_separate_affine_maps() -> None:
+    layer = EnsembleLinear(4, 5, 6, generator=torch.Generator().manual_seed(0))
+    assert layer.weight.shape == (4, 5, 6)
+    assert layer.bias.shape == (4, 1, 6)
+    x = torch.randn(4, 7, 5)
+    out = layer(x)
+    assert out.shape == (4, 7, 6)
+    for e in range(4):
+        expected = x[e] @ layer.weight[e] + layer.bias[e, 0]
+        torch.testing.assert_close(out[e], expected)
+        torch.testing.assert_close(out[e], F.linear(x[e], layer.weight[e].T, layer.bias[e, 0]))
+
+    shared = torch.randn(7, 5)
+    torch.testing.assert_close(layer(shared), layer(shared.expand(4, 7, 5)))
+    for e in range(4):
+        torch.testing.assert_close(layer(shared)[e], shared @ layer.weight[e] + layer.bias[e, 0])
+
+
+def test_ensemble_linear_init_per_member_and_reproducible() -> None:
+    a = EnsembleLinear(3, 8, 4, generator=torch.Generator().manual_seed(1))
+    b = EnsembleLinear(3, 8, 4, generator=torch.Generator().manual_seed(1))
+    c = EnsembleLinear(3, 8, 4, generator=torch.Generator().manual_seed(2))
+    assert not torch.equal(a.weight[0], a.weight[1])
+    assert not torch.equal(a.bias[0], a.bias[1])
+    assert torch.equal(a.weight, b.weight)
+    assert torch.equal(a.bias, b.bias)
+    assert not torch.equal(a.weight, c.weight)
+    bound = 1 / math.sqrt(8)
+    assert a.weight.abs().max() <= bound
+    assert a.bias.abs().max() <= bound
+    assert a.weight.std() > 0.3 * bound  # actually spread over the range, not near zero
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Ensemble independence
+# --------------------------------------------------------------------------------------------
+
+
+@ALL_MODELS
+def test_member_zero_loss_only_touches_member_zero(name: str) -> None:
+    model = BUILDERS[name]()
+    x = torch.randn(E, 16, OBS + ACT)
+    y = torch.randn(E, 16, OBS + 1)
+    model.loss(x, y)[0].backward()
+    params = member_params(model)
+    assert any("log_tau_mem" in n for n in params) == name.startswith("spiking")
+    for n, p in params.items():
+        assert p.grad is not None, n
+        assert p.grad[0].abs().sum() > 0, f"{n}: no gradient for member 0"
+        assert torch.count_nonzero(p.grad[1:]) == 0, f"{n}: gradient leaked to other members"
+
+
+@ALL_MODELS
+def test_member_output_ignores_other_members_inputs(name: str) -> None:
+    model = BUILDERS[name]()
+    x = torch.randn(E, 16, OBS + ACT)
+    mean, logvar = model.forward_normalized(x)
+    x2 = x.clone()
+    x2[1] = torch.randn(16, OBS + ACT) * 3
+    mean2, logvar2 = model.forward_normalized(x2)
+    assert torch.equal(mean[0], mean2[0])
+    assert torch.equal(mean[2], mean2[2])
+    assert not torch.equal(mean[1], mean2[1])
+    if logvar is not None:
+        assert logvar2 is not None
+        assert torch.equal(logvar[0], logvar2[0])
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Every parameter is optimised
+# --------------------------------------------------------------------------------------------
+
+
+@ALL_MODELS
+def test_train_phase_updates_every_parameter(name: str) -> None:
+    model = BUILDERS[name]()
+    cfg = tiny_cfg(weight_decay=0.0, train_steps=10, holdout_every=5)  # no decay-only updates
+    trainer = ModelTrainer(model, cfg, torch.Generator().manual_seed(0))
+    owned = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    params = dict(model.named_parameters())
+    assert owned == {id(p) for p in params.values()}
+    before = {n: p.detach().clone() for n, p in params.items()}
+    metrics = trainer.train_phase(random_buffer())
+    assert metrics["model/train_steps"] == 10
+    assert metrics["model/skipped_steps"] == 0
+    unchanged = [n for n, p in params.items() if torch.equal(p.detach(), before[n])]
+    assert unchanged == []
+    assert set(trainer.optimizer.state) == set(params.values())
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Shapes
+# --------------------------------------------------------------------------------------------
+
+
+@ALL_MODELS
+def test_prediction_shapes(name: str) -> None:
+    model = BUILDERS[name]()
+    buf = random_buffer()
+    data = buf.gather(torch.arange(len(buf)))
+    model.fit_normalizers(data.obs, data.action, data.next_obs, data.reward)
+    obs, action = torch.randn(9, OBS), torch.randn(9, ACT)
+    pred = model.predict(obs, action)
+    assert pred.next_obs.shape == (E, 9, OBS)
+    assert pred.reward.shape == (E, 9)
+    assert pred.mean.shape == (E, 9, OBS + 1)
+    if model.gaussian:
+        assert pred.logvar is not None
+        assert pred.logvar.shape == (E, 9, OBS + 1)
+    else:
+        assert pred.logvar is None
+    raw = model.target_normalizer.denormalize(pred.mean)
+    torch.testing.assert_close(pred.next_obs, obs + raw[..., :OBS])
+    torch.testing.assert_close(pred.reward, raw[..., OBS])
+
+
+@ALL_MODELS
+def test_forward_normalized_shared_and_per_member_inputs(name: str) -> None:
+    model = BUILDERS[name]()
+    x = torch.randn(6, OBS + ACT)
+    mean, logvar = model.forward_normalized(x)
+    mean_e, logvar_e = model.forward_normalized(x.expand(E, 6, OBS + ACT))
+    assert mean.shape == mean_e.shape == (E, 6, OBS + 1)
+    torch.testing.assert_close(mean, mean_e)
+    if model.gaussian:
+        assert logvar is not None
+        assert logvar_e is not None
+        assert logvar.shape == (E, 6, OBS + 1)
+        torch.testing.assert_close(logvar, logvar_e)
+    assert not torch.equal(mean[0], mean[1])  # members differ
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Learning a simple system
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_buffer(n: int = 3000, seed: int = 0) -> ReplayBuffer:
+    """O=2, A=1: s' = s + 0.1 a [1, -1] + 0.05 tanh(s), r = s_0 - a^2."""
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(n, 2, generator=g)
+    a = torch.rand(n, 1, generator=g) * 2 - 1
+    s2 = s + 0.1 * a * torch.tensor([1.0, -1.0]) + 0.05 * torch.tanh(s)
+    r = s[:, 0] - a[:, 0].square()
+    buf = ReplayBuffer(n, 2, 1)
+    buf.add_batch(Batch(s, a, r, s2, torch.zeros(n)), Source.REAL)
+    return buf
+
+
+@pytest.mark.parametrize("name", ["spiking-det", "spiking-gauss", "ann-gauss"])
+def test_models_learn_a_simple_system(name: str) -> None:
+    cfg = tiny_cfg(
+        hidden_size=16,
+        batch_size=32,
+        lr=3e-3,
+        train_steps=300,
+        holdout_every=50,
+        patience=100,
+        head="gaussian" if name.endswith("gauss") else "deterministic",
+    )
+    torch.manual_seed(0)
+    model: EnsembleDynamicsModel
+    if name.startswith("spiking"):
+        model = SpikingEnsembleModel(2, 1, cfg)
+    else:
+        model = GaussianMLPEnsemble(2, 1, E, K, (32, 32), gaussian=True)
+    buf = synthetic_buffer()
+    data = buf.gather(torch.arange(len(buf)))
+    model.fit_normalizers(data.obs, data.action, data.next_obs, data.reward)
+    x, y = model.normalize_batch(data.obs, data.action, data.next_obs, data.reward)
+    assert model.mse(x, y).min() > 0.5  # untrained: no better than predicting the mean
+    metrics = ModelTrainer(model, cfg, torch.Generator().manual_seed(0)).train_phase(buf)
+    assert metrics["model/train_steps"] == 300
+    assert metrics["model/holdout_mse"] < 0.2
+    assert metrics["model/elite_holdout_mse"] <= metrics["model/holdout_mse"]
+    # the trained model also fits the (mostly training) data in raw units
+    pred = model.predict(data.obs[:500], data.action[:500])
+    reward_mse = (pred.reward.mean(0) - data.reward[:500]).square().mean()
+    assert reward_mse < 0.2 * data.reward.var()
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Normalisers in the state dict
+# --------------------------------------------------------------------------------------------
+
+
+@ALL_MODELS
+def test_normalizers_travel_with_the_state_dict(name: str) -> None:
+    model = BUILDERS[name]()
+    buf = random_buffer()
+    data = buf.gather(torch.arange(len(buf)))
+    model.fit_normalizers(data.obs, data.action + 3.0, data.next_obs, data.reward * 5.0)
+    state = model.state_dict()
+    for norm in ("input_normalizer", "target_normalizer"):
+        for stat in ("mean", "m2", "count"):
+            assert f"{norm}.{stat}" in state
+    assert state["input_normalizer.count"] == len(buf)
+    assert "elites" in state
+
+    other = BUILDERS[name](seed=123)
+    obs, action = torch.randn(5, OBS), torch.randn(5, ACT)
+    assert not torch.equal(other.predict(obs, action).next_obs, model.predict(obs, action).next_obs)
+    other.load_state_dict(state)
+    p, q = model.predict(obs, action), other.predict(obs, action)
+    assert torch.equal(p.next_obs, q.next_obs)
+    assert torch.equal(p.reward, q.reward)
+    assert torch.equal(p.mean, q.mean)
+
+
+# --------------------------------------------------------------------------------------------
+# 7. Elites
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [None, "descending"])
+def test_elites_are_lowest_holdout_members(
+    monkeypatch: pytest.MonkeyPatch, offset: str | None
+) -> None:
+    e, k = 5, 2
+    cfg = tiny_cfg(ensemble_size=e, num_elites=k, train_steps=12, holdout_every=5)
+    torch.manual_seed(0)
+    model = SpikingEnsembleModel(OBS, ACT, cfg)
+    calls: list[Tensor] = []
+    real_mse = model.mse
+
+    def recording_mse(x: Tensor, y: Tensor) -> Tensor:
+        out = real_mse(x, y)
+        if offset == "descending":  # member e-1 best, member 0 worst: elites must be [4, 3]
+            out = out + torch.arange(e, 0, -1, dtype=out.dtype) * 100.0
+        calls.append(out.clone())
+        return out
+
+    monkeypatch.setattr(model, "mse", recording_mse)
+    metrics = ModelTrainer(model, cfg, torch.Generator().manual_seed(0)).train_phase(
+        random_buffer()
+    )
+    assert len(calls) >= 3  # initial, every holdout_every steps, and after the last step
+    last = calls[-1]
+    assert model.elites.tolist() == torch.argsort(last)[:k].tolist()
+    if offset == "descending":
+        assert model.elites.tolist() == [4, 3]
+    assert metrics["model/holdout_mse"] == pytest.approx(last.mean().item())
+    assert metrics["model/elite_holdout_mse"] == pytest.approx(last[model.elites].mean().item())
+    assert "elites" in dict(model.named_buffers())
+    assert torch.equal(model.state_dict()["elites"], model.elites)
+    fresh = SpikingEnsembleModel(OBS, ACT, cfg)
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh.elites, model.elites)
+
+
+# --------------------------------------------------------------------------------------------
+# 8. Non-finite guard
+# --------------------------------------------------------------------------------------------
+
+
+def nan_reward_buffer(n: int = 300) -> ReplayBuffer:
+    buf = random_buffer(n)
+    buf.reward[::25] = math.nan
+    return buf
+
+
+def test_nonfinite_losses_are_skipped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = spiking()
+    cfg = tiny_cfg(train_steps=10, holdout_every=100)
+    trainer = ModelTrainer(model, cfg, torch.Generator().manual_seed(0))
+    real_loss = model.loss
+    n_calls = [0]
+
+    def flaky_loss(x: Tensor, y: Tensor) -> Tensor:
+        n_calls[0] += 1
+        out = real_loss(x, y)
+        return out * math.nan if n_calls[0] % 2 == 0 else out
+
+    monkeypatch.setattr(model, "loss", flaky_loss)
+    before = [p.detach().clone() for p in model.parameters()]
+    metrics = trainer.train_phase(random_buffer())
+    assert n_calls[0] == 10
+    assert metrics["model/skipped_steps"] == 5
+    assert trainer.skipped_steps == 5
+    assert math.isfinite(metrics["model/train_loss"])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert any(
+        not torch.equal(p.detach(), b) for p, b in zip(model.parameters(), before, strict=True)
+    )
+
+
+@pytest.mark.parametrize("name", ["spiking-det", "ann-gauss"])
+def test_nan_rewards_do_not_corrupt_parameters(name: str) -> None:
+    model = BUILDERS[name]()
+    trainer = ModelTrainer(model, tiny_cfg(train_steps=10), torch.Generator().manual_seed(0))
+    trainer.train_phase(nan_reward_buffer())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_nan_rewards_do_not_poison_normalizers_or_training() -> None:
+    model = spiking()
+    trainer = ModelTrainer(model, tiny_cfg(train_steps=10), torch.Generator().manual_seed(0))
+    metrics = trainer.train_phase(nan_reward_buffer())
+    for norm in (model.input_normalizer, model.target_normalizer):
+        assert torch.isfinite(norm.mean).all()
+        assert torch.isfinite(norm.m2).all()
+    assert metrics["model/train_steps"] > 0
+    assert math.isfinite(metrics["model/holdout_mse"])
+    pred = model.predict(torch.randn(4, OBS), torch.randn(4, ACT))
+    assert torch.isfinite(pred.reward).all()
+    assert torch.isfinite(pred.next_obs).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_phase_on_cuda() -> None:
+    device = torch.device("cuda")
+    model = spiking().to(device)
+    buf = random_buffer()
+    gpu = ReplayBuffer(len(buf), OBS, ACT, device)
+    gpu.add_batch(buf.gather(torch.arange(len(buf))), Source.REAL)
+    trainer = ModelTrainer(model, tiny_cfg(), torch.Generator(device).manual_seed(0))
+    metrics = trainer.train_phase(gpu)
+    assert metrics["model/train_steps"] == 10
+
+
+# --------------------------------------------------------------------------------------------
+# 9. Determinism
+# --------------------------------------------------------------------------------------------
+
+
+@ALL_MODELS
+def test_predictions_are_deterministic(name: str) -> None:
+    model = BUILDERS[name]()
+    assert not any(isinstance(m, nn.Dropout | nn.BatchNorm1d) for m in model.modules())
+    obs, action = torch.randn(8, OBS), torch.randn(8, ACT)
+    model.train()
+    a = model.predict(obs, action)
+    b = model.predict(obs, action)
+    model.eval()
+    c = model.predict(obs, action)
+    for p, q in ((a, b), (a, c)):
+        assert torch.equal(p.next_obs, q.next_obs)
+        assert torch.equal(p.reward, q.reward)
+        if p.logvar is not None:
+            assert q.logvar is not None
+            assert torch.equal(p.logvar, q.logvar)
+
+
+# --------------------------------------------------------------------------------------------
+# 10. Gaussian head
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["spiking-gauss", "ann-gauss"])
+@pytest.mark.parametrize("scale", [1.0, 1e3, 1e6])
+def test_gaussian_logvar_within_soft_bounds(name: str, scale: float) -> None:
+    model = BUILDERS[name]()
+    with torch.no_grad():
+        for layer in model.modules():  # make the raw log-variances extreme as well
+            if isinstance(layer, EnsembleLinear):
+                layer.weight.mul_(10.0)
+    x = torch.randn(E, 64, OBS + ACT) * scale
+    _, logvar = model.forward_normalized(x)
+    assert logvar is not None
+    assert torch.isfinite(logvar).all()
+    assert (logvar >= model.min_logvar - 1e-4).all()
+    assert (logvar <= model.max_logvar + 1e-4).all()
+    loss = model.loss(x, torch.randn(E, 64, OBS + 1))
+    assert loss.shape == (E,)
+    assert torch.isfinite(loss).all()
+
+
+def test_bound_logvar_is_monotone_and_bounded() -> None:
+    model = ann(gaussian=True)
+    raw = torch.linspace(-1e4, 1e4, 20001).view(1, -1, 1).expand(1, -1, OBS + 1)
+    out = model.bound_logvar(raw).detach()
+    assert (out.diff(dim=1) >= 0).all()
+    assert (out >= model.min_logvar.detach() - 1e-4).all()
+    assert (out <= model.max_logvar.detach() + 1e-4).all()
+    torch.testing.assert_close(out[:, 0], model.min_logvar[0].detach().expand(1, OBS + 1))
+    torch.testing.assert_close(
+        out[:, -1], model.max_logvar[0].detach().expand(1, OBS + 1), atol=1e-4, rtol=0
+    )
+    middle = model.bound_logvar(torch.linspace(-8.0, 0.0, 81).view(1, -1, 1)).detach()
+    assert (middle.diff(dim=1) > 0).all()  # strictly increasing between the bounds
+    # identity-like far from the bounds
+    mid = model.bound_logvar(torch.full((1, 1, OBS + 1), -4.75)).detach()
+    torch.testing.assert_close(mid, torch.full_like(mid, -4.75), atol=0.05, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------
+# 11. Spikes between blocks
+# --------------------------------------------------------------------------------------------
+
+
+def test_blocks_exchange_binary_spikes() -> None:
+    model = spiking()
+    cfg = model.cfg
+    recorded: dict[str, Tensor] = {}
+
+    def after_block0(_m: nn.Module, _inp: tuple[Tensor, ...], out: tuple[Tensor, Tensor]) -> None:
+        recorded["spikes0"], recorded["volts0"] = out
+
+    def before_block1(_m: nn.Module, inp: tuple[Tensor, ...]) -> None:
+        recorded["in1"] = inp[0]
+
+    h0 = model.blocks[0].register_forward_hook(after_block0)
+    h1 = model.blocks[1].register_forward_pre_hook(before_block1)
+    try:
+        model.forward_normalized(torch.randn(E, 10, OBS + ACT) * 2)
+    finally:
+        h0.remove()
+        h1.remove()
+    s = recorded["spikes0"]
+    assert s.shape == (cfg.spike_ts, E, 10, cfg.hidden_size)
+    assert set(s.unique().tolist()) <= {0.0, 1.0}
+    assert 0 < s.mean() < 1
+    assert torch.equal(recorded["in1"], s)
+    assert not set(recorded["volts0"].unique().tolist()) <= {0.0, 1.0}
+    rates = model.last_firing_rates
+    assert len(rates) == cfg.num_blocks
+    assert all(0.0 <= float(r) <= 1.0 for r in rates)
+    assert float(rates[0]) == pytest.approx(s.mean().item())
+
+
+# --------------------------------------------------------------------------------------------
+# 12. Fused adaptive LIF equals the reference scan
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("surrogate", ["superspike", "rect", "atan"])
+def test_fused_adaptive_lif_matches_reference(surrogate: str) -> None:
+    t, e, b, h = 5, 3, 7, 11
+    g = torch.Generator().manual_seed(0)
+    dt = torch.float64
+    inputs = (torch.randn(t, e, b, h, generator=g, dtype=dt) * 0.6 + 0.3).requires_grad_()
+    v_decay = torch.sigmoid(torch.randn(e, 1, h, generator=g, dtype=dt)).requires_grad_()
+    adapt_decay = torch.sigmoid(torch.randn(e, 1, h, generator=g, dtype=dt) + 2).requires_grad_()
+    params = AdaptiveLIFParams(0.5, v_decay, 0.5, adapt_decay, 0.2)
+    spike_fn = make_surrogate(surrogate)
+    w_s = torch.randn(t, e, b, h, generator=g, dtype=dt)
+    w_v = torch.randn(t, e, b, h, generator=g, dtype=dt)
+
+    def grads(spikes: Tensor, volts: Tensor) -> tuple[Tensor, ...]:
+        loss = (spikes * w_s).sum() + (volts * w_v).sum()
+        return torch.autograd.grad(loss, (inputs, v_decay, adapt_decay))
+
+    ref_s, ref_v, _ = adaptive_lif_scan(inputs, params, spike_fn)
+    fused_s, fused_v = adaptive_lif_scan_fused(inputs, params, spike_fn)
+    assert 0.05 < ref_s.mean() < 0.95  # spikes, resets and adaptation all exercised
+    assert torch.equal(fused_s, ref_s)
+    torch.testing.assert_close(fused_v, ref_v, rtol=1e-12, atol=1e-12)
+    for ref_g, fused_g, n in zip(
+        grads(ref_s, ref_v),
+        grads(fused_s, fused_v),
+        ("inputs", "v_decay", "adapt_decay"),
+        strict=True,
+    ):
+        assert ref_g.abs().sum() > 0, n
+        assert fused_g.shape == ref_g.shape
+        torch.testing.assert_close(fused_g, ref_g, rtol=1e-5, atol=1e-10)
+
+
+def test_block_uses_fused_lif_consistently_with_reference() -> None:
+    model = spiking(surrogate="atan")
+    block = model.blocks[0]
+    x = torch.randn(E, 6, block.linear.in_features)
+    spikes, volts = block(x)
+    (spikes.sum() + volts.square().sum()).backward()
+    fused = {n: p.grad.clone() for n, p in block.named_parameters()}
+    block.zero_grad()
+    current = block.linear(x).expand(block.time_steps, -1, -1, -1)
+    ref_s, ref_v, _ = adaptive_lif_scan(current, block.neuron_params(), block.spike_fn)
+    assert torch.equal(spikes, ref_s)
+    torch.testing.assert_close(volts, ref_v)
+    (ref_s.sum() + ref_v.square().sum()).backward()
+    for n, p in block.named_parameters():
+        torch.testing.assert_close(fused[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
