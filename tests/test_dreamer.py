@@ -6,10 +6,10 @@ The dreamer runs against a hand-controlled fake ensemble. Observations are ``[ke
 
 * every member moves ``key`` by ``key_step`` (0 by default, so ``key`` is constant along a branch)
   and predicts the reward ``10 + key``;
-* member ``e`` moves ``free`` by ``offsets[e] * key``. With elites ``0, 1`` at offsets ``-1, +1``
+* member ``e`` moves ``free`` by ``offsets[e] * key``. With elites ``0, 2`` at offsets ``-1, +1``
   the elites' predicted state changes are ``(key_step, -key)`` and ``(key_step, +key)``, so the
   ``variance`` uncertainty of a state is exactly ``key**2 / 2`` and ``max_deviation`` is
-  ``|key|``; member 2 (offset 7) is not an elite and must never count.
+  ``|key|``; member 1 (offset 7) is not an elite and must never count nor be sampled.
 
 With un-updated normalisers (identity in float32) and dyadic keys, every value below is exact.
 """
@@ -47,13 +47,14 @@ class FakeModel(EnsembleDynamicsModel):
 
     def __init__(
         self,
-        offsets: tuple[float, ...] = (-1.0, 1.0, 7.0),
-        num_elites: int = 2,
+        offsets: tuple[float, ...] = (-1.0, 7.0, 1.0),
+        elites: tuple[int, ...] = (0, 2),
         key_step: float = 0.0,
         corrupt: Corrupt | None = None,
         logvar: Tensor | None = None,
     ) -> None:
-        super().__init__(OBS_DIM, ACT_DIM, len(offsets), num_elites, gaussian=logvar is not None)
+        super().__init__(OBS_DIM, ACT_DIM, len(offsets), len(elites), logvar is not None)
+        self.elites = torch.tensor(elites)
         self.register_buffer("offsets", torch.tensor(offsets))
         self.key_step, self.corrupt, self.fixed_logvar = key_step, corrupt, logvar
         self.inputs: list[Tensor] = []
@@ -157,7 +158,7 @@ def test_fake_model_normalisers_are_the_identity() -> None:
         assert torch.equal(norm._scale, torch.ones(norm.dim))
         assert torch.equal(norm._shift, torch.zeros(norm.dim))
     pred = model.predict(torch.tensor([[1.5, 0.25]]), torch.zeros(1, ACT_DIM))
-    assert pred.next_obs[:, 0].tolist() == [[1.5, -1.25], [1.5, 1.75], [1.5, 10.75]]
+    assert pred.next_obs[:, 0].tolist() == [[1.5, -1.25], [1.5, 10.75], [1.5, 1.75]]
     assert uncertainty(pred, model.elites, "variance").tolist() == [1.5**2 / 2]
 
 
@@ -285,7 +286,7 @@ def test_transition_is_stored_iff_u_within_the_decayed_threshold() -> None:
 @pytest.mark.parametrize(("threshold", "accepted"), [(2.99, 0), (3.01, 16)])
 def test_gaussian_head_max_std_filter_and_sampling(threshold: float, accepted: int) -> None:
     # elite sigmas (0.5, 0.5, 0.5) and (1, 2, 2): max ||sigma|| = 3; the non-elite's 10s never count
-    sigma = torch.tensor([[0.5, 0.5, 0.5], [1.0, 2.0, 2.0], [10.0, 10.0, 10.0]])
+    sigma = torch.tensor([[0.5, 0.5, 0.5], [10.0, 10.0, 10.0], [1.0, 2.0, 2.0]])
     model = FakeModel(offsets=(0.0, 0.0, 0.0), logvar=2 * sigma.log())
     cfg = dcfg(rollout_batch=16, horizon=1, threshold=threshold, uncertainty="max_std")
     _, dreams, _, stats = run_phase(cfg, [1.0, 2.0], model)
@@ -331,6 +332,12 @@ def test_pessimistic_reward_and_provenance(kind: str, u_fn: Callable[[Tensor], T
     u = u_fn(key)
     assert torch.equal(dreams.uncertainty[: len(dreams)], u)
     assert torch.equal(data.reward, (10.0 + key) - 0.75 * u)  # model reward 10 + key
+    # one random elite (offset -1 or +1, never the non-elite's 7) supplies each transition
+    moved = data.next_obs[:, 1] - data.obs[:, 1]
+    nonzero = key != 0
+    assert ((moved == key) | (moved == -key)).all()
+    assert (moved[nonzero] == key[nonzero]).any()
+    assert (moved[nonzero] == -key[nonzero]).any()
     assert (dreams.created_step[:n1] == 12_345).all()
     assert (dreams.model_version[:n1] == 7).all()
     assert (dreams.created_step[n1 : len(dreams)] == 20_000).all()
@@ -379,8 +386,8 @@ def _corrupter(bad: dict[float, str]) -> Corrupt:
                 mean[0, rows, 1] = float("nan")
             elif how == "neg_inf_key":
                 mean[:, rows, 0] = -float("inf")
-            elif how == "nan_non_elite":  # harmless: member 2 is not an elite
-                mean[2, rows] = float("nan")
+            elif how == "nan_non_elite":  # harmless: member 1 is not an elite
+                mean[1, rows] = float("nan")
         return mean
 
     return corrupt
@@ -397,15 +404,17 @@ def test_non_finite_predictions_never_enter_the_dream_buffer() -> None:
         bad = {float(k): str(rng.choice(KINDS)) for k in key_states if rng.random() < 0.3}
         harmful = {k for k, how in bad.items() if how != "nan_non_elite"}
         model = FakeModel(key_step=1.0, corrupt=_corrupter(bad))
-        cfg = dcfg(rollout_batch=24, horizon=horizon, penalty=0.5)
+        # threshold 12.5: keys above 5 (u = key**2 / 2) are rejected although finite
+        cfg = dcfg(rollout_batch=24, horizon=horizon, penalty=0.5, threshold=12.5)
         _, dreams, actor, stats = run_phase(cfg, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], model, seed=trial)
-        # a branch from k visits k, k+1, ..., k+3 and dies at its first harmful key
+        # a branch from k visits k, k+1, ..., k+3 and dies at its first harmful or too uncertain
+        # key; only the harmful ones count as non-finite
         n_stored = n_discarded = 0
         for k in actor.calls[0][:, 0].tolist():
             path = [k + h for h in range(horizon)]
-            first_bad = next((i for i, s in enumerate(path) if s in harmful), None)
-            n_stored += horizon if first_bad is None else first_bad
-            n_discarded += first_bad is not None
+            end = next((i for i, s in enumerate(path) if s in harmful or s > 5), None)
+            n_stored += horizon if end is None else end
+            n_discarded += end is not None and path[end] in harmful
         assert stats["dream/discarded_nonfinite"] == n_discarded, (trial, bad)
         assert len(dreams) == n_stored, (trial, bad)
         for name in (*Batch._fields, "uncertainty"):
@@ -414,11 +423,6 @@ def test_non_finite_predictions_never_enter_the_dream_buffer() -> None:
         assert math.isfinite(stats["dream/uncertainty_mean"]) or n_stored == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dreamer.phase checks next_obs, reward and u for finiteness but not the action: a "
-    "non-finite actor output is stored (dreamer.py, `finite = ...` in phase())",
-)
 def test_non_finite_actions_never_enter_the_dream_buffer() -> None:
     actor = FakeActor(nan_keys=(2.0,))
     _, dreams, _, stats = run_phase(dcfg(horizon=1), [1.0, 2.0], actor=actor)

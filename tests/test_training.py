@@ -232,3 +232,16 @@ def test_seed_compatible_scripts(script: str) -> None:
         check=True,
     )
     assert "--checkpoint" in out.stdout or "--config" in out.stdout
+
+
+def test_mlp_reference_actor_trains_and_evaluates(tmp_path: Path) -> None:
+    t = _trainer(
+        tmp_path, "mlp", "actor.kind=mlp", "dreaming.enabled=false", "train.total_steps=120"
+    )
+    t.run()
+    from spiking_dreamer.agent import MLPActor
+    from spiking_dreamer.training.checkpoint import load_actor
+
+    actor, data = load_actor(tmp_path / "mlp" / "checkpoints" / "last.pt")
+    assert isinstance(actor, MLPActor)
+    assert data["config"]["actor"]["kind"] == "mlp"

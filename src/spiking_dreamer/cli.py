@@ -1,4 +1,4 @@
-"""Command-line interface: ``spiking-dreamer train | eval``."""
+"""Command-line interface: ``spiking-dreamer train | eval | export``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"{env_id}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes "
         f"(mean length {np.mean(lengths):.0f}; checkpoint step {data['step']})"
     )
+    if args.energy:
+        _print_energy(actor, envs[0], args.seed)
+    return 0
+
+
+def _print_energy(actor, env, seed: int) -> None:
+    """Re-run one deterministic episode, recording observations, and print the energy table."""
+    import torch
+
+    from spiking_dreamer.export import collect_observations, energy_report, format_energy_report
+
+    device = actor.action_scale.device
+    obs = collect_observations(actor, env, seed, torch.Generator(device).manual_seed(seed))
+    report = energy_report(actor, obs, generator=torch.Generator(device).manual_seed(seed))
+    print(format_energy_report(report))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from spiking_dreamer.export import export_nir, export_safetensors
+
+    if args.format == "nir":
+        info = export_nir(args.checkpoint, args.out)
+        print(
+            f"wrote {info['path']} (NIR graph {' -> '.join(info['nodes'])}, dt {info['dt']:g}) "
+            f"and {info['sidecar']} (host parts: {', '.join(info['host'])})"
+        )
+    else:
+        info = export_safetensors(args.checkpoint, args.out)
+        print(f"wrote {info['path']} (safetensors, {len(info['tensors'])} tensors)")
     return 0
 
 
@@ -109,7 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="env id (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--energy",
+        action="store_true",
+        help="also print firing rates, synaptic operations and estimated energy per action "
+        "(one more deterministic episode)",
+    )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="export an actor checkpoint (NIR graph or safetensors)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=["nir", "safetensors"], required=True)
+    p.add_argument("--out", required=True, help="output file (NIR also writes <out>.json)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
@@ -118,12 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         parser.error("--episodes must be >= 1")
+    from spiking_dreamer.export import MissingExtraError
     from spiking_dreamer.training.checkpoint import CheckpointError
     from spiking_dreamer.training.trainer import RunDirError
 
     try:
         return args.func(args)
-    except (ConfigError, EnvError, CheckpointError, RunDirError) as e:
+    except (ConfigError, EnvError, CheckpointError, RunDirError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

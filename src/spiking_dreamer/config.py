@@ -42,6 +42,8 @@ class EnvConfig:
 class ActorConfig:
     """PopSAN actor (Tang et al., CoRL 2020)."""
 
+    kind: Literal["popsan", "mlp"] = "popsan"
+    """``mlp``: the ANN reference actor (same normaliser, hidden sizes and loop)."""
     encoder_pop_dim: int = 10
     decoder_pop_dim: int = 10
     hidden_sizes: tuple[int, ...] = (256, 256)

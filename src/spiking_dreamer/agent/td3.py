@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spiking_dreamer.agent.critic import TwinQCritic
+from spiking_dreamer.agent.mlp import MLPActor
 from spiking_dreamer.agent.popsan import PopSpikingActor
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import TD3Config
@@ -36,7 +37,8 @@ def polyak_update(source: nn.Module, target: nn.Module, tau: float) -> None:
 
 
 class TD3:
-    """TD3 learner around a :class:`PopSpikingActor` and a :class:`TwinQCritic`.
+    """TD3 learner around a :class:`PopSpikingActor` (or :class:`MLPActor`) and a
+    :class:`TwinQCritic`.
 
     The target actor shares the online actor's observation normaliser, so targets and actions
     always see observations normalised with the same statistics.
@@ -49,7 +51,7 @@ class TD3:
 
     def __init__(
         self,
-        actor: PopSpikingActor,
+        actor: PopSpikingActor | MLPActor,
         critic: TwinQCritic,
         cfg: TD3Config,
         generator: torch.Generator,

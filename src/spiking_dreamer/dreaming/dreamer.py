@@ -127,7 +127,12 @@ class Dreamer:
             if obs.shape[0] == 0:
                 break
             action, next_obs, reward, u, terminated = self._step(obs)
-            finite = torch.isfinite(next_obs).all(-1) & torch.isfinite(reward) & torch.isfinite(u)
+            finite = (
+                torch.isfinite(next_obs).all(-1)
+                & torch.isfinite(action).all(-1)
+                & torch.isfinite(reward)
+                & torch.isfinite(u)
+            )
             u_clean = torch.where(finite, u, torch.full_like(u, float("inf")))
             if h == 0:
                 self._apply_quantile_floor(u_clean[finite])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.agent import Actor
 from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import Config
 from spiking_dreamer.dreaming.buffer import DreamBuffer
@@ -30,7 +30,7 @@ class DreamEngine:
         env_id: str,
         obs_dim: int,
         act_dim: int,
-        actor: PopSpikingActor,
+        actor: Actor,
         device: torch.device,
         generator: torch.Generator,
     ) -> None:

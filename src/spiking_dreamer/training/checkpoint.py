@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from spiking_dreamer import __version__
-from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.agent import Actor, build_actor
 from spiking_dreamer.config import Config, ConfigError, config_from_dict
 
 ACTOR_FORMAT = "spiking-dreamer/actor"
@@ -59,7 +59,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def actor_checkpoint(
-    actor: PopSpikingActor, cfg: Config, env_id: str, step: int, eval_return: float
+    actor: Actor, cfg: Config, env_id: str, step: int, eval_return: float
 ) -> dict[str, Any]:
     """The checkpoint dict of ``actor`` (tensors moved to the CPU)."""
     low = actor.action_bias - actor.action_scale
@@ -102,7 +102,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_actor(
     path: str | Path, device: torch.device | str = "cpu"
-) -> tuple[PopSpikingActor, dict[str, Any]]:
+) -> tuple[Actor, dict[str, Any]]:
     """Rebuild the actor stored in an actor checkpoint; returns it (in eval mode) and the dict."""
     data = read_checkpoint(path)
     if data["format"] != ACTOR_FORMAT:
@@ -121,7 +121,7 @@ def load_actor(
     env = data["env"]
     low = torch.tensor(env["action_low"], dtype=torch.float32)
     high = torch.tensor(env["action_high"], dtype=torch.float32)
-    actor = PopSpikingActor(env["obs_dim"], low, high, cfg.actor)
+    actor = build_actor(env["obs_dim"], low, high, cfg.actor)
     try:
         actor.load_state_dict(data["actor"])
     except RuntimeError as e:

@@ -8,13 +8,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.agent import Actor
 
 
 @torch.no_grad()
-def evaluate(
-    actor: PopSpikingActor, envs: Sequence[gym.Env], seed: int
-) -> tuple[list[float], list[int]]:
+def evaluate(actor: Actor, envs: Sequence[gym.Env], seed: int) -> tuple[list[float], list[int]]:
     """Run one episode per env in lockstep with the deterministic policy (no exploration noise).
 
     Episode ``i`` is reset with ``seed + i``, so repeated evaluations see identical initial states.

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic
+from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
 from spiking_dreamer.buffers import ReplayBuffer, Source
 from spiking_dreamer.config import Config, save_config
 from spiking_dreamer.dreaming import DreamEngine
@@ -70,7 +70,6 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.env_id = resolve_env_id(cfg.env.id)
         self.device = resolve_device(cfg.train.device)
-        self._prepare_run_dir()
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
 
@@ -91,7 +90,7 @@ class Trainer:
         low = torch.as_tensor(act_space.low, dtype=torch.float32)
         high = torch.as_tensor(act_space.high, dtype=torch.float32)
 
-        self.actor = PopSpikingActor(self.obs_dim, low, high, cfg.actor).to(self.device)
+        self.actor = build_actor(self.obs_dim, low, high, cfg.actor).to(self.device)
         self.critic = TwinQCritic(self.obs_dim, self.act_dim, cfg.critic.hidden_sizes).to(
             self.device
         )
@@ -111,6 +110,7 @@ class Trainer:
                 dream_generator,
             )
 
+        self._prepare_run_dir()
         self.step = 0
         self.best_return = -math.inf
         self.last_return = math.nan
@@ -141,66 +141,80 @@ class Trainer:
             self.best_return = self.last_return
             atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "best.pt")
 
+    def begin(self) -> None:
+        """Reset the training env and evaluate the initial policy (step 0)."""
+        seed = self.cfg.train.seed
+        self._obs, _ = self.env.reset(seed=seed)
+        self.env.action_space.seed(seed)
+        self._start_time, self._start_step = time.perf_counter(), self.step
+        self._losses: dict[str, torch.Tensor] = {}
+        self._evaluate_and_checkpoint()
+
+    def env_steps_per_s(self) -> float:
+        """Env steps per second since :meth:`begin`, evaluations and model phases included."""
+        elapsed = max(time.perf_counter() - self._start_time, 1e-9)
+        return (self.step - self._start_step) / elapsed
+
+    def advance(self) -> bool:
+        """One env step plus the TD3 updates, model/dream phases, logging and evaluation due
+        after it; returns whether something was logged (for progress display)."""
+        cfg = self.cfg.train
+        self._obs = self._env_step(self._obs)
+        if self.dreaming is not None:
+            dream_metrics = self.dreaming.on_env_step(self.step, self.buffer)
+            if dream_metrics:
+                self.logger.log(self.step, dream_metrics)
+        if self.step >= cfg.update_after:
+            self._losses = self._update_agent()
+        log_now = self.step % self.cfg.log.log_every == 0
+        eval_now = self.step % cfg.eval_every == 0 or self.step == cfg.total_steps
+        if log_now:
+            record = {f"train/{k}": v.item() for k, v in self._losses.items()}
+            record["time/env_steps_per_s"] = self.env_steps_per_s()
+            self.logger.log(self.step, record)
+        if eval_now:
+            self._evaluate_and_checkpoint()
+        return log_now or eval_now
+
     def run(self) -> RunSummary:
         """Train for ``train.total_steps`` env steps; evaluate at step 0, every
         ``train.eval_every`` steps and at the last step."""
-        cfg = self.cfg.train
-        seed = cfg.seed
-        obs, _ = self.env.reset(seed=seed)
-        self.env.action_space.seed(seed)
-        self._evaluate_and_checkpoint()
+        total = self.cfg.train.total_steps
+        self.begin()
         bar = tqdm(
-            total=cfg.total_steps,
+            total=total,
             initial=self.step,
             disable=not self.cfg.log.progress,
             unit="step",
             dynamic_ncols=True,
-            desc=f"{self.env_id} s{seed}",
+            desc=f"{self.env_id} s{self.cfg.train.seed}",
         )
-        start, start_step = time.perf_counter(), self.step
-
-        def sps(step: int) -> float:
-            return (step - start_step) / max(time.perf_counter() - start, 1e-9)
-
-        losses: dict[str, torch.Tensor] = {}
         try:
-            while self.step < cfg.total_steps:
-                obs = self._env_step(obs)
-                if self.dreaming is not None:
-                    dream_metrics = self.dreaming.on_env_step(self.step, self.buffer)
-                    if dream_metrics:
-                        self.logger.log(self.step, dream_metrics)
-                if self.step >= cfg.update_after:
-                    losses = self._update_agent()
-                log_now = self.step % self.cfg.log.log_every == 0
-                eval_now = self.step % cfg.eval_every == 0 or self.step == cfg.total_steps
-                if log_now:
-                    record = {f"train/{k}": v.item() for k, v in losses.items()}
-                    record["time/env_steps_per_s"] = sps(self.step)
-                    self.logger.log(self.step, record)
-                if eval_now:
-                    self._evaluate_and_checkpoint()
-                if log_now or eval_now:
+            while self.step < total:
+                if self.advance():
                     bar.update(self.step - bar.n)
-                    bar.set_postfix(sps=f"{sps(self.step):.0f}", eval=f"{self.last_return:.0f}")
+                    sps = self.env_steps_per_s()
+                    bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_return:.0f}")
         finally:
             bar.close()
-        wall = time.perf_counter() - start
         summary = RunSummary(
             self.run_dir,
             self.step,
             self.last_return,
             self.best_return,
-            sps(self.step),
-            wall,
+            self.env_steps_per_s(),
+            time.perf_counter() - self._start_time,
         )
-        self.logger.close()
-        (self.run_dir / "summary.json").write_text(
-            json.dumps(
-                {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()}
-            )
-        )
+        self.close()
+        record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()}
+        (self.run_dir / "summary.json").write_text(json.dumps(record))
         return summary
+
+    def close(self) -> None:
+        """Close the logger and the environments."""
+        self.logger.close()
+        for env in [self.env, *self.eval_envs]:
+            env.close()
 
     def _update_agent(self) -> dict[str, torch.Tensor]:
         """TD3 updates for this env step (with dream transitions mixed in once available)."""
