@@ -1,4 +1,4 @@
-"""Command-line interface: ``spiking-dreamer train | eval | export``."""
+"""Command-line interface: ``spiking-dreamer train | eval | export | bench``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from spiking_dreamer.bench import format_table, run_bench
+
+    overrides = [*args.set, f"train.threads={args.threads}"]
+    if args.env:
+        overrides.append(f"env.id={args.env}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    cfg = load_config(args.config, overrides)
+    torch.set_num_threads(args.threads)
+    result = run_bench(cfg, args.warmup, args.steps, args.repeats)
+    print(format_table(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spiking-dreamer", description="Spiking actors and spiking world models for RL."
@@ -151,6 +174,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["nir", "safetensors"], required=True)
     p.add_argument("--out", required=True, help="output file (NIR also writes <out>.json)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("bench", help="throughput of training loops and their parts")
+    p.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
+    p.add_argument("--env", help="env id (default HalfCheetah-v5)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--warmup", type=int, default=2000, help="random steps before measuring")
+    p.add_argument("--steps", type=int, default=1000, help="measured loop steps per arm")
+    p.add_argument("--repeats", type=int, default=100, help="repeats of each part timing")
+    p.add_argument("--out", help="write the result as JSON")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

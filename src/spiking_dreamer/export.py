@@ -195,11 +195,20 @@ def _f64(t: Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy().copy()
 
 
+def host_parts(encoding: str = "deterministic") -> list[str]:
+    """The parts of the actor that run on a host CPU (:data:`HOST_PARTS`; a Bernoulli encoder
+    replaces the regular-spike one)."""
+    parts = list(HOST_PARTS)
+    if encoding == "bernoulli":
+        parts[parts.index("regular-spike encoder")] = "bernoulli spike encoder"
+    return parts
+
+
 def host_parameters(actor: PopSpikingActor) -> dict[str, Any]:
     """What the host needs to run the non-NIR parts of ``actor`` (numpy arrays, plain values)."""
     cfg, norm = actor.cfg, actor.obs_normalizer
     return {
-        "host": list(HOST_PARTS),
+        "host": host_parts(actor.encoder.encoding),
         "obs_dim": actor.obs_dim,
         "act_dim": actor.act_dim,
         "spike_ts": cfg.spike_ts,
@@ -282,8 +291,8 @@ def export_nir(
     Returns:
         a summary: ``path``, ``sidecar``, ``nodes``, ``dt``, ``metadata_in_graph``, ``host``.
     """
-    nir = _import_optional("nir", "NIR export")
     actor, data = load_actor(checkpoint_path)
+    nir = _import_optional("nir", "NIR export")
     out_path, side = Path(out_path), sidecar_path(out_path)
     c = actor.cfg
     meta: dict[str, Any] = {
@@ -319,7 +328,7 @@ def export_nir(
         "nodes": list(graph.nodes),
         "dt": float(dt),
         "metadata_in_graph": in_graph,
-        "host": list(HOST_PARTS),
+        "host": meta["host"],
     }
 
 
@@ -338,8 +347,8 @@ def export_safetensors(checkpoint_path: str | Path, out_path: str | Path) -> dic
         CheckpointError: missing file or not an actor checkpoint.
         MissingExtraError: ``safetensors`` is not installed.
     """
-    st = _import_optional("safetensors.torch", "safetensors export")
     actor, data = load_actor(checkpoint_path)
+    st = _import_optional("safetensors.torch", "safetensors export")
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in actor.state_dict().items()}
     tensors["obs_normalizer.var"] = actor.obs_normalizer.var.detach().cpu().clone().contiguous()
     metadata = {
@@ -515,14 +524,11 @@ def format_energy_report(report: dict[str, Any]) -> str:
             f"{layer['ann_macs_per_action']:>12d}"
         )
     lines.append(
-        f"{'decoder (MACs)':<22} {'':>8} {'':>11} {t['decoder_macs_per_action']:>12d} "
-        f"{'':>11} {'':>10} {'':>12}"
-    )
-    lines.append(
         f"{'total':<22} {'':>8} {'':>11} {t['sops_per_action']:>12.1f} "
         f"{t['dense_sops_per_action']:>11d} {'':>10} {t['ann_macs_per_action']:>12d}"
     )
     lines += [
+        f"population decoder (host, float): {t['decoder_macs_per_action']} MACs/action",
         f"energy/action: SNN {t['snn_energy_j'] * 1e9:.3f} nJ (E_AC x SOPs + E_MAC x decoder MACs)",
         f"               ANN FP32 {t['ann_energy_j'] * 1e9:.3f} nJ "
         f"-> ANN/SNN = {t['ann_over_snn']:.2f}x",
@@ -531,4 +537,4 @@ def format_energy_report(report: dict[str, Any]) -> str:
         "caveats:",
         *[f"  - {cav}" for cav in report["caveats"]],
     ]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,158 @@
+"""Throughput benchmark: full training loops and their parts, measured side by side in one run.
+
+Loops (steady state after a random warm-up that fills the buffer; evaluation excluded):
+
+* ``mlp``: TD3 with the MLP reference actor of the same width (the ANN reference);
+* ``baseline``: PopSAN-TD3 without dreaming;
+* ``dreaming``: PopSAN-TD3 with the spiking world model and dream phases at their configured
+  frequency (dreams start right after the warm-up).
+
+Parts: action latency at batch 1, critic update, actor update (critic + actor step of a delayed
+update minus a critic-only step), world-model gradient step, dream phase.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spiking_dreamer import __version__
+from spiking_dreamer.config import Config
+from spiking_dreamer.training.trainer import Trainer
+
+
+def _median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def _trainer(cfg: Config, arm: str, warmup: int, root: Path) -> Trainer:
+    actor = {"kind": "mlp"} if arm == "mlp" else {}
+    cfg = cfg.replace(
+        actor=actor,
+        train={"start_steps": warmup, "update_after": warmup, "eval_every": 10**9},
+        dreaming={"enabled": arm == "dreaming", "start_step": warmup},
+        log={"tensorboard": False, "wandb": False, "progress": False},
+    )
+    return Trainer(cfg, root / arm)
+
+
+def loop_steps_per_s(trainer: Trainer, warmup: int, steps: int) -> float:
+    """Env steps/s of ``steps`` training-loop iterations after ``warmup`` random steps."""
+    trainer.begin()
+    while trainer.step < warmup:
+        trainer.advance()
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.advance()
+    return steps / (time.perf_counter() - start)
+
+
+def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
+    """Medians in ms of the parts of one training step (trainer already warmed up)."""
+    agent, buf, g = trainer.agent, trainer.buffer, trainer.sample_generator
+    batch_size = trainer.cfg.td3.batch_size
+    obs = buf.obs[0].cpu().numpy()
+    out = {"action_batch1_ms": _median_ms(lambda: agent.act(obs), repeats * 5)}
+    delay = agent.cfg.policy_delay
+
+    def critic_only() -> None:
+        agent.num_updates = 1  # next update is not a multiple of the delay
+        agent.update(buf.sample(batch_size, g))
+
+    def critic_and_actor() -> None:
+        agent.num_updates = delay - 1
+        agent.update(buf.sample(batch_size, g))
+
+    out["critic_update_ms"] = _median_ms(critic_only, repeats)
+    out["actor_update_ms"] = _median_ms(critic_and_actor, repeats) - out["critic_update_ms"]
+    out["td3_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"] / delay
+    if trainer.dreaming is not None:
+        engine = trainer.dreaming
+        model, wm = engine.model, trainer.cfg.world_model
+        data = buf.sample(wm.batch_size * wm.ensemble_size, g)
+        x, y = model.normalize_batch(data.obs, data.action, data.next_obs, data.reward)
+        x = x.view(wm.ensemble_size, wm.batch_size, -1)
+        y = y.view(wm.ensemble_size, wm.batch_size, -1)
+        opt = engine.model_trainer.optimizer
+
+        def model_step() -> None:
+            loss = model.loss(x, y).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        out["model_train_step_ms"] = _median_ms(model_step, max(repeats // 5, 3))
+        out["dream_phase_ms"] = _median_ms(
+            lambda: engine.dreamer.phase(buf, engine.buffer, trainer.step, 1),
+            max(repeats // 20, 3),
+            warmup=1,
+        )
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_bench(cfg: Config, warmup: int = 2000, steps: int = 1000, repeats: int = 100) -> dict:
+    """Run every loop and part timing; returns a JSON-ready dict."""
+    loops, parts = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arm in ("mlp", "baseline", "dreaming"):
+            trainer = _trainer(cfg, arm, warmup, Path(tmp))
+            loops[arm] = loop_steps_per_s(trainer, warmup, steps)
+            parts[arm] = part_timings(trainer, repeats)
+            trainer.close()
+    ratios = {
+        "popsan_over_mlp_td3_step": parts["baseline"]["td3_step_ms"] / parts["mlp"]["td3_step_ms"],
+        "baseline_over_mlp_loop_time": loops["mlp"] / loops["baseline"],
+        "dreaming_over_baseline_throughput": loops["dreaming"] / loops["baseline"],
+    }
+    return {
+        "benchmark": "throughput",
+        "env": cfg.env.id,
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": {"spiking_dreamer": __version__, "torch": str(torch.__version__)},
+        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "threads": torch.get_num_threads(),
+        "device": cfg.train.device,
+        "warmup_steps": warmup,
+        "measured_steps": steps,
+        "env_steps_per_s": loops,
+        "parts_ms": parts,
+        "ratios": ratios,
+    }
+
+
+def format_table(result: dict) -> str:
+    loops, parts = result["env_steps_per_s"], result["parts_ms"]
+    keys = sorted({k for p in parts.values() for k in p})
+    lines = [f"{'':28}" + "".join(f"{arm:>12}" for arm in loops)]
+    lines.append(f"{'env steps/s (loop)':28}" + "".join(f"{loops[a]:12.1f}" for a in loops))
+    for k in keys:
+        row = "".join(f"{parts[a][k]:12.3f}" if k in parts[a] else f"{'-':>12}" for a in loops)
+        lines.append(f"{k:28}{row}")
+    lines.append("")
+    lines += [f"{k}: {v:.2f}" for k, v in result["ratios"].items()]
+    return "\n".join(lines)
