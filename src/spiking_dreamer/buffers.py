@@ -101,6 +101,25 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
+    _STORES = ("obs", "action", "reward", "next_obs", "terminated", "source")
+
+    def state_dict(self) -> dict[str, object]:
+        """Stored transitions (the filled part only) and the ring position, as tensors."""
+        state: dict[str, object] = {n: getattr(self, n)[: self.size].cpu() for n in self._STORES}
+        state.update(capacity=self.capacity, pos=self.pos, size=self.size)
+        return state
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore from :meth:`state_dict` (capacity and shapes must match)."""
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"buffer capacity {state['capacity']} != {self.capacity}")
+        size = int(state["size"])  # type: ignore[arg-type]
+        for name in self._STORES:
+            getattr(self, name)[:size] = state[name].to(self.device)  # type: ignore[union-attr]
+        self.pos, self.size = int(state["pos"]), size  # type: ignore[arg-type]
+        counts = torch.bincount(self.source[:size].long().cpu(), minlength=len(Source))
+        self._source_counts = counts.numpy().astype(np.int64)
+
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Uniform sample with replacement; ``generator`` must live on the buffer's device."""
         if self.size == 0:

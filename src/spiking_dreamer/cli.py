@@ -33,10 +33,18 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from spiking_dreamer.training.trainer import Trainer, default_run_dir
 
-    cfg = load_config(args.config, [*args.set, *_train_overrides(args)])
-    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg)
-    trainer = Trainer(cfg, run_dir)
-    print(f"run directory: {run_dir}", file=sys.stderr)
+    if args.resume:
+        others = [*args.set, *_train_overrides(args), args.config, args.run_dir]
+        if any(o is not None and o != "dreaming.enabled=false" for o in others):
+            raise ConfigError("--resume continues with the run's stored config; drop other flags")
+        trainer = Trainer.resume(args.resume)
+        run_dir = trainer.run_dir
+        print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
+    else:
+        cfg = load_config(args.config, [*args.set, *_train_overrides(args)])
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg)
+        trainer = Trainer(cfg, run_dir)
+        print(f"run directory: {run_dir}", file=sys.stderr)
     summary = trainer.run()
     print(
         f"done: {summary.steps} steps, final eval return {summary.final_return:.1f}, "
@@ -146,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--wandb", action="store_true", help="mirror metrics to Weights & Biases")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly")
     p.add_argument(
         "--set",
         action="append",
@@ -195,14 +204,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         parser.error("--episodes must be >= 1")
     from spiking_dreamer.export import MissingExtraError
+    from spiking_dreamer.termination import TerminationError
     from spiking_dreamer.training.checkpoint import CheckpointError
-    from spiking_dreamer.training.trainer import RunDirError
+    from spiking_dreamer.training.trainer import RunDirError, TrainingDivergedError
 
     try:
         return args.func(args)
-    except (ConfigError, EnvError, CheckpointError, RunDirError, MissingExtraError) as e:
+    except (
+        ConfigError,
+        EnvError,
+        CheckpointError,
+        RunDirError,
+        MissingExtraError,
+        TerminationError,
+    ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -122,6 +122,8 @@ class TrainConfig:
     eval_episodes: int = 10
     eval_seed_offset: int = 10_000
     """The evaluation env is seeded with ``seed + eval_seed_offset`` at every evaluation."""
+    checkpoint_every: int = 25_000
+    """Env steps between full training-state checkpoints (taken at the next episode end)."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
     threads: int = 1
@@ -137,6 +139,7 @@ class TrainConfig:
         _check(self.eval_every >= 1, "train.eval_every", "must be >= 1")
         _check(self.eval_episodes >= 1, "train.eval_episodes", "must be >= 1")
         _check(self.threads >= 0, "train.threads", "must be >= 0")
+        _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
         dev = self.device
         ok = dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
         _check(ok, "train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")

@@ -21,6 +21,8 @@ class DreamBuffer(ReplayBuffer):
         self.model_version = torch.zeros(capacity, dtype=torch.int64, device=self.device)
         self.uncertainty = torch.zeros(capacity, device=self.device)
 
+    _STORES = (*ReplayBuffer._STORES, "created_step", "model_version", "uncertainty")
+
     def add_dreams(
         self, batch: Batch, uncertainty: Tensor, env_step: int, model_version: int
     ) -> None:

@@ -66,6 +66,28 @@ class DreamEngine:
         d = self.buffer.sample(n_dream, generator)
         return Batch(*(torch.cat([a, b]) for a, b in zip(r, d, strict=True)))
 
+    def state_dict(self) -> dict[str, object]:
+        """Everything needed to continue exactly: model (with normalisers and elites), its
+        optimiser and version, the dream buffer, the adaptive threshold and the generator."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.model_trainer.optimizer.state_dict(),
+            "version": self.model_trainer.version,
+            "skipped_steps": self.model_trainer.skipped_steps,
+            "buffer": self.buffer.state_dict(),
+            "threshold": self.dreamer.threshold,
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model_trainer.optimizer.load_state_dict(state["optimizer"])
+        self.model_trainer.version = state["version"]
+        self.model_trainer.skipped_steps = state["skipped_steps"]
+        self.buffer.load_state_dict(state["buffer"])
+        self.dreamer.threshold = state["threshold"]
+        self.generator.set_state(state["generator"])
+
     @property
     def active(self) -> bool:
         """Whether TD3 batches now include dreams."""

@@ -7,10 +7,11 @@ the training step and the evaluation return, and the library versions that wrote
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from spiking_dreamer.agent import Actor, build_actor
 from spiking_dreamer.config import Config, ConfigError, config_from_dict
 
 ACTOR_FORMAT = "spiking-dreamer/actor"
+STATE_FORMAT = "spiking-dreamer/training-state"
 FORMAT_VERSION = 1
 
 
@@ -93,7 +95,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: refused: it contains objects other than tensors and plain values ({e})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+    except Exception as e:  # a corrupt file can fail anywhere inside the unpickler
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({e})") from None
     if not isinstance(data, dict) or "format" not in data:
         raise CheckpointError(f"{path}: not a spiking-dreamer checkpoint")
@@ -127,3 +129,62 @@ def load_actor(
     except RuntimeError as e:
         raise CheckpointError(f"{path}: actor weights do not match its config: {e}") from None
     return actor.to(device).eval(), data
+
+
+def save_state_file(state: dict[str, Any], path: Path) -> None:
+    """Write a training-state checkpoint with an embedded SHA-256 of its payload.
+
+    The new file is written next to ``path`` and fsynced, the current ``path`` becomes
+    ``<name>.prev`` and the new file takes its place (both renames are atomic), so a crash at
+    any point leaves at least one complete, verifiable checkpoint.
+    """
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    wrapped = {
+        "format": STATE_FORMAT,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(wrapped, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.replace(path, path.with_name(path.name + ".prev"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    data = read_checkpoint(path)
+    if data.get("format") != STATE_FORMAT:
+        raise CheckpointError(
+            f"{path}: is a {data.get('format')!r} checkpoint, not a training state"
+        )
+    payload = data.get("payload")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != data.get("sha256"):
+        raise CheckpointError(f"{path}: checksum mismatch: the checkpoint is corrupt")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: it contains arbitrary objects ({e})") from None
+
+
+def load_state_file(path: Path) -> tuple[dict[str, Any], Path, list[str]]:
+    """Load the newest verifiable training state: ``path``, else ``<name>.prev``.
+
+    Returns the state, the file it came from and the problems met on the way (a corrupt or
+    missing newest file is reported, not fatal, while the previous one is good).
+    """
+    problems = []
+    for candidate in (path, path.with_name(path.name + ".prev")):
+        try:
+            return _read_state(candidate), candidate, problems
+        except CheckpointError as e:
+            problems.append(str(e))
+    raise CheckpointError("no usable training state: " + "; ".join(problems))

@@ -20,18 +20,25 @@ class MetricsLogger:
     """
 
     def __init__(
-        self, run_dir: Path, cfg: LogConfig, run_name: str, config: Mapping[str, Any]
+        self,
+        run_dir: Path,
+        cfg: LogConfig,
+        run_name: str,
+        config: Mapping[str, Any],
+        resume: Mapping[str, Any] | None = None,
     ) -> None:
         self.run_dir = run_dir
-        self._start = time.time()
-        self._metrics = (run_dir / "metrics.jsonl").open("a")
-        self._eval = (run_dir / "eval.jsonl").open("a")
+        self._start = time.time() - (resume["elapsed"] if resume else 0.0)
+        self._metrics = self._open(run_dir / "metrics.jsonl", resume and resume["metrics"])
+        self._eval = self._open(run_dir / "eval.jsonl", resume and resume["eval"])
         self._tb = None
         self._wandb = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(run_dir / "tb"))
+            # on resume, TensorBoard drops the events written after the checkpoint
+            purge = resume["step"] + 1 if resume else None
+            self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
         if cfg.wandb:
             try:
                 import wandb
@@ -46,7 +53,33 @@ class MetricsLogger:
                 dir=str(run_dir),
                 mode=cfg.wandb_mode,
                 reinit="finish_previous",
+                id=resume.get("wandb_id") if resume else None,
+                resume="allow" if resume else None,
             )
+
+    @staticmethod
+    def _open(path: Path, position: int | None) -> Any:
+        """Open for appending; on resume first cut what was written after the checkpoint."""
+        if position is None:
+            return path.open("a")
+        f = path.open("r+")
+        f.truncate(position)
+        f.seek(position)
+        return f
+
+    def positions(self, step: int) -> dict[str, Any]:
+        """Where the logs stand now, for a checkpoint taken at env step ``step``."""
+        self._metrics.flush()
+        self._eval.flush()
+        if self._tb is not None:
+            self._tb.flush()
+        return {
+            "step": step,
+            "metrics": self._metrics.tell(),
+            "eval": self._eval.tell(),
+            "elapsed": time.time() - self._start,
+            "wandb_id": self._wandb.id if self._wandb is not None else None,
+        }
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         """Record scalar ``metrics`` at env step ``step``."""

@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
+import signal
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,13 +27,26 @@ from spiking_dreamer.buffers import ReplayBuffer, Source
 from spiking_dreamer.config import Config, save_config
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
-from spiking_dreamer.training.checkpoint import actor_checkpoint, atomic_torch_save
+from spiking_dreamer.training.checkpoint import (
+    FORMAT_VERSION,
+    STATE_FORMAT,
+    CheckpointError,
+    actor_checkpoint,
+    atomic_torch_save,
+    library_versions,
+    load_state_file,
+    save_state_file,
+)
 from spiking_dreamer.training.evaluate import evaluate
 from spiking_dreamer.training.logger import MetricsLogger
 
 
 class RunDirError(RuntimeError):
     """The run directory cannot be used."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A TD3 loss became non-finite; the last good training state is kept."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,7 +83,7 @@ class Trainer:
             empty.
     """
 
-    def __init__(self, cfg: Config, run_dir: Path) -> None:
+    def __init__(self, cfg: Config, run_dir: Path, resume: dict | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.env_id = resolve_env_id(cfg.env.id)
@@ -110,12 +128,36 @@ class Trainer:
                 dream_generator,
             )
 
-        self._prepare_run_dir()
         self.step = 0
         self.best_return = -math.inf
         self.last_return = math.nan
         self.episode_return, self.episode_length = 0.0, 0
-        self.logger = MetricsLogger(self.run_dir, cfg.log, self.run_dir.name, cfg.to_dict())
+        self._needs_reset = True  # the env is reset lazily, so episode ends are clean boundaries
+        self._obs: np.ndarray | None = None
+        self._next_checkpoint = cfg.train.checkpoint_every
+        self._stop_requested = False
+        if resume is None:
+            self._prepare_run_dir()
+        else:
+            self.load_state_dict(resume)
+        self.logger = MetricsLogger(
+            self.run_dir, cfg.log, self.run_dir.name, cfg.to_dict(), resume and resume["logger"]
+        )
+
+    @classmethod
+    def resume(cls, run_dir: str | Path) -> Trainer:
+        """Continue the run in ``run_dir`` from its newest verifiable training state."""
+        run_dir = Path(run_dir)
+        path = run_dir / "checkpoints" / "state.pt"
+        if not run_dir.is_dir():
+            raise RunDirError(f"no run directory {run_dir} to resume")
+        state, used, problems = load_state_file(path)
+        for problem in problems:
+            print(f"warning: {problem}; using {used}")
+        from spiking_dreamer.config import config_from_dict
+
+        cfg = config_from_dict(state["config"], f"{used} (stored config)")
+        return cls(cfg, run_dir, resume=state)
 
     def _prepare_run_dir(self) -> None:
         d = self.run_dir
@@ -127,6 +169,19 @@ class Trainer:
             save_config(self.cfg, d / "config.yaml")
         except OSError as e:
             raise RunDirError(f"cannot write to run directory {d}: {e}") from None
+        need = self._storage_estimate()
+        free = shutil.disk_usage(d).free
+        if free < need:
+            raise RunDirError(
+                f"{d}: {free / 2**30:.2f} GiB free, but the replay buffer and its checkpoints "
+                f"need about {need / 2**30:.2f} GiB"
+            )
+
+    def _storage_estimate(self) -> int:
+        """Bytes a full training-state checkpoint and its previous copy take, at most."""
+        per_transition = 4 * (2 * self.obs_dim + self.act_dim + 2) + 1
+        n = self.buffer.capacity + (self.cfg.dreaming.buffer_size if self.dreaming else 0)
+        return 2 * n * per_transition
 
     def _evaluate_and_checkpoint(self) -> None:
         cfg = self.cfg.train
@@ -142,13 +197,16 @@ class Trainer:
             atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "best.pt")
 
     def begin(self) -> None:
-        """Reset the training env and evaluate the initial policy (step 0)."""
-        seed = self.cfg.train.seed
-        self._obs, _ = self.env.reset(seed=seed)
-        self.env.action_space.seed(seed)
+        """Seed the training env and evaluate the initial policy (step 0); a resumed run just
+        continues."""
         self._start_time, self._start_step = time.perf_counter(), self.step
         self._losses: dict[str, torch.Tensor] = {}
-        self._evaluate_and_checkpoint()
+        if self.step == 0:
+            seed = self.cfg.train.seed
+            self._obs, _ = self.env.reset(seed=seed)
+            self._needs_reset = False
+            self.env.action_space.seed(seed)
+            self._evaluate_and_checkpoint()
 
     def env_steps_per_s(self) -> float:
         """Env steps per second since :meth:`begin`, evaluations and model phases included."""
@@ -170,11 +228,131 @@ class Trainer:
         eval_now = self.step % cfg.eval_every == 0 or self.step == cfg.total_steps
         if log_now:
             record = {f"train/{k}": v.item() for k, v in self._losses.items()}
+            if not all(math.isfinite(v) for v in record.values()):
+                raise TrainingDivergedError(
+                    f"non-finite TD3 loss at step {self.step} ({record}); the last good "
+                    f"training state is in {self.run_dir / 'checkpoints'} (resume with --resume)"
+                )
             record["time/env_steps_per_s"] = self.env_steps_per_s()
             self.logger.log(self.step, record)
         if eval_now:
             self._evaluate_and_checkpoint()
+        if self.step >= self._next_checkpoint and self._needs_reset:
+            self.save_state()
         return log_now or eval_now
+
+    def save_state(self) -> None:
+        """Write the full training state (only at an episode boundary, so the env needs no
+        mid-episode physics state)."""
+        if not self._needs_reset:
+            raise RuntimeError("training state is saved at episode boundaries only")
+        save_state_file(self.state_dict(), self.run_dir / "checkpoints" / "state.pt")
+        every = self.cfg.train.checkpoint_every
+        self._next_checkpoint = (self.step // every + 1) * every
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue exactly as if never stopped."""
+        agent = self.agent
+        cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
+        return {
+            "format": STATE_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "versions": library_versions(),
+            "config": self.cfg.to_dict(),
+            "env": {"id": self.env_id, "obs_dim": self.obs_dim, "act_dim": self.act_dim},
+            "counters": {
+                "step": self.step,
+                "best_return": self.best_return,
+                "last_return": self.last_return,
+                "episode_return": self.episode_return,
+                "episode_length": self.episode_length,
+                "num_updates": agent.num_updates,
+            },
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": agent.actor_target.state_dict(),
+            "critic_target": agent.critic_target.state_dict(),
+            "actor_optimizer": agent.actor_optimizer.state_dict(),
+            "critic_optimizer": agent.critic_optimizer.state_dict(),
+            "actor_loss": agent._actor_loss,
+            "buffer": self.buffer.state_dict(),
+            "dreaming": self.dreaming.state_dict() if self.dreaming is not None else None,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": self.np_rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+                "cuda": cuda,
+                "sample": self.sample_generator.get_state(),
+                "target_noise": agent.generator.get_state(),
+                "env": self.env.unwrapped.np_random.bit_generator.state,
+                "action_space": self.env.action_space.np_random.bit_generator.state,
+            },
+            "logger": self.logger.positions(self.step),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (the run directory's logs are cut back by the logger)."""
+        env = state["env"]
+        if (env["id"], env["obs_dim"], env["act_dim"]) != (self.env_id, self.obs_dim, self.act_dim):
+            raise CheckpointError(
+                f"training state is for {env['id']} (obs {env['obs_dim']}, act {env['act_dim']}), "
+                f"this run is {self.env_id} (obs {self.obs_dim}, act {self.act_dim})"
+            )
+        if (state["dreaming"] is None) != (self.dreaming is None):
+            raise CheckpointError("training state and config disagree on dreaming")
+        agent, c = self.agent, state["counters"]
+        self.step, self.best_return, self.last_return = (
+            c["step"],
+            c["best_return"],
+            c["last_return"],
+        )
+        self.episode_return, self.episode_length = c["episode_return"], c["episode_length"]
+        agent.num_updates = c["num_updates"]
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        agent.actor_target.load_state_dict(state["actor_target"])
+        agent.critic_target.load_state_dict(state["critic_target"])
+        agent.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        agent.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        agent._actor_loss = state["actor_loss"]
+        self.buffer.load_state_dict(state["buffer"])
+        if self.dreaming is not None:
+            self.dreaming.load_state_dict(state["dreaming"])
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        self.np_rng.bit_generator.state = rng["numpy"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"]:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.sample_generator.set_state(rng["sample"])
+        agent.generator.set_state(rng["target_noise"])
+        self.env.unwrapped.np_random.bit_generator.state = rng["env"]
+        self.env.action_space.np_random.bit_generator.state = rng["action_space"]
+        self._needs_reset = True
+        every = self.cfg.train.checkpoint_every
+        self._next_checkpoint = (self.step // every + 1) * every
+
+    @contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM: finish the current episode, save the training state, stop. A second
+        signal stops at once (the last saved state stays valid)."""
+
+        def handler(signum: int, frame: object) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            print(
+                f"\n{signal.Signals(signum).name}: saving the training state at the end of this "
+                "episode (send again to stop at once)",
+                file=sys.stderr,
+            )
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
 
     def run(self) -> RunSummary:
         """Train for ``train.total_steps`` env steps; evaluate at step 0, every
@@ -190,13 +368,22 @@ class Trainer:
             desc=f"{self.env_id} s{self.cfg.train.seed}",
         )
         try:
-            while self.step < total:
-                if self.advance():
-                    bar.update(self.step - bar.n)
-                    sps = self.env_steps_per_s()
-                    bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_return:.0f}")
+            with self._stop_on_signals():
+                while self.step < total:
+                    if self.advance():
+                        bar.update(self.step - bar.n)
+                        sps = self.env_steps_per_s()
+                        bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_return:.0f}")
+                    if self._stop_requested and self._needs_reset:
+                        self.save_state()
+                        break
+                else:
+                    self._needs_reset = True  # the run ends on an episode boundary
+                    self.save_state()
         finally:
             bar.close()
+        if self.step < total:
+            print(f"stopped at step {self.step}; continue with --resume {self.run_dir}")
         summary = RunSummary(
             self.run_dir,
             self.step,
@@ -229,8 +416,11 @@ class Trainer:
                 losses = self.agent.update(batch)
         return losses
 
-    def _env_step(self, obs: np.ndarray) -> np.ndarray:
-        """Act, step the env, store the transition; returns the next observation to act on."""
+    def _env_step(self, obs: np.ndarray | None) -> np.ndarray:
+        """Act, step the env, store the transition; returns the observation reached."""
+        if self._needs_reset:
+            obs, _ = self.env.reset()
+            self._needs_reset = False
         if self.step < self.cfg.train.start_steps:
             action = self.env.action_space.sample()
         else:
@@ -250,5 +440,5 @@ class Trainer:
                 },
             )
             self.episode_return, self.episode_length = 0.0, 0
-            next_obs, _ = self.env.reset()
+            self._needs_reset = True
         return next_obs

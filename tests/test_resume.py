@@ -1,0 +1,178 @@
+"""Exact resume: a run killed at an arbitrary point and resumed equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from spiking_dreamer.config import load_config
+from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file
+from spiking_dreamer.training.trainer import Trainer
+
+from .test_training import ROOT, TINY
+
+pytestmark = pytest.mark.mujoco
+
+STEPS = 600
+ARGS = [
+    *TINY,
+    f"train.total_steps={STEPS}",
+    "train.checkpoint_every=100",
+    "train.start_steps=150",
+    "log.log_every=25",
+]
+
+
+def _cli(run: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
+    cmd += ["--config", str(ROOT / "configs/halfcheetah.yaml"), "--run-dir", str(run)]
+    for o in ARGS:
+        cmd += ["--set", o]
+    return [*cmd, "--no-progress", *extra]
+
+
+def _final_state(run: Path) -> dict:
+    state, _, problems = load_state_file(run / "checkpoints" / "state.pt")
+    assert not problems
+    return state
+
+
+def _assert_same(a: object, b: object, path: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), path
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict), path
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path  # type: ignore[arg-type]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
+            _assert_same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def _records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    straight = tmp_path / "straight"
+    subprocess.run(_cli(straight), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cli(killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill somewhere between the 2nd checkpoint and the end
+        if metrics.exists() and any(r["step"] >= 330 for r in _records(metrics)):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert _records(metrics)[-1]["step"] < STEPS, "the run finished before it could be killed"
+    assert (killed / "checkpoints" / "state.pt").exists()
+
+    subprocess.run(
+        [sys.executable, "-m", "spiking_dreamer.cli", "train", "--resume", str(killed)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    a, b = _final_state(straight), _final_state(killed)
+    assert a["counters"]["step"] == STEPS
+    for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
+        _assert_same(a[key], b[key], key)
+    _assert_same(a["actor_optimizer"]["state"], b["actor_optimizer"]["state"], "actor_optimizer")
+    _assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    _assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+    assert a["dreaming"]["threshold"] == b["dreaming"]["threshold"]
+    # logs: same evaluations, no duplicated or truncated lines
+    ev_a, ev_b = _records(straight / "eval.jsonl"), _records(killed / "eval.jsonl")
+    assert [e["step"] for e in ev_b] == [e["step"] for e in ev_a]
+    assert [e["returns"] for e in ev_b] == [e["returns"] for e in ev_a]
+    steps_a = [r["step"] for r in _records(straight / "metrics.jsonl")]
+    steps_b = [r["step"] for r in _records(killed / "metrics.jsonl")]
+    assert steps_a == steps_b
+
+
+def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli(run), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = run / "metrics.jsonl"
+    while not (metrics.exists() and any(r["step"] >= 60 for r in _records(metrics))):
+        time.sleep(0.05)
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert "continue with --resume" in out
+    state = _final_state(run)
+    assert state["counters"]["step"] % 50 == 0  # an episode boundary (50-step episodes)
+    assert state["counters"]["step"] < STEPS
+    trainer = Trainer.resume(run)
+    assert trainer.step == state["counters"]["step"]
+    trainer.close()
+
+
+def test_corrupt_newest_state_falls_back_to_the_previous(tmp_path: Path) -> None:
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "train.total_steps=250"])
+    Trainer(cfg, tmp_path / "run").run()
+    path = tmp_path / "run" / "checkpoints" / "state.pt"
+    assert path.with_name("state.pt.prev").exists()
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # flip a byte inside the payload
+    path.write_bytes(bytes(raw))
+    state, used, problems = load_state_file(path)
+    assert used.name == "state.pt.prev"
+    assert problems
+    assert state["counters"]["step"] < 250
+    path.with_name("state.pt.prev").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="no usable training state"):
+        load_state_file(path)
+
+
+def test_resume_refuses_other_flags_and_missing_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spiking_dreamer.cli import main
+
+    assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
+    assert "no run directory" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path), "--seed", "3"]) == 2
+    assert "drop other flags" in capsys.readouterr().err
+
+
+def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
+    from spiking_dreamer.training.trainer import TrainingDivergedError
+
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.begin()
+    while trainer.step < 160:
+        trainer.advance()
+    with torch.no_grad():
+        next(trainer.critic.parameters()).fill_(float("nan"))
+
+    def advance_to_next_log() -> None:
+        for _ in range(cfg.log.log_every):
+            trainer.advance()
+
+    with pytest.raises(TrainingDivergedError, match="non-finite TD3 loss"):
+        advance_to_next_log()
+    state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
+    assert all(torch.isfinite(v).all() for v in state["critic"].values())
+    trainer.close()
