@@ -125,3 +125,18 @@ def test_act_with_noise_stays_in_bounds_and_is_reproducible() -> None:
     assert a1.dtype == np.float32
     with pytest.raises(ValueError, match="rng"):
         agent.act(obs, None, noise=0.1)
+
+
+def test_firing_rate_penalty_lowers_activity() -> None:
+    """With a large activity penalty the actor update drives firing rates down."""
+    from spiking_dreamer.agent.regularization import firing_rate_penalty
+
+    def rate_after(coef: float) -> float:
+        agent = tiny_td3(td3=TD3Config(policy_delay=1, firing_rate_penalty=coef, actor_lr=3e-3))
+        batch = _batch(n=32)
+        for _ in range(40):
+            agent.update(batch)
+        with torch.no_grad():
+            return firing_rate_penalty(agent.actor.spike_trains(batch.obs)).item()
+
+    assert rate_after(50.0) < rate_after(0.0)

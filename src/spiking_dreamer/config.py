@@ -95,9 +95,12 @@ class TD3Config:
     exploration_noise: float = 0.1
     target_noise: float = 0.2
     noise_clip: float = 0.5
+    firing_rate_penalty: float = 0.0
+    """Coefficient of the spiking actor's mean firing rate in the actor loss (0: off)."""
 
     def __post_init__(self) -> None:
         _check(self.actor_lr > 0, "td3.actor_lr", "must be > 0")
+        _check(self.firing_rate_penalty >= 0, "td3.firing_rate_penalty", "must be >= 0")
         _check(self.critic_lr > 0, "td3.critic_lr", "must be > 0")
         _check(self.batch_size >= 1, "td3.batch_size", "must be >= 1")
         _check(0 <= self.gamma < 1, "td3.gamma", "must lie in [0, 1)")

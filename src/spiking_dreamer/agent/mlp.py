@@ -12,11 +12,11 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from spiking_dreamer.agent.base import BoundedActor
 from spiking_dreamer.config import ActorConfig
-from spiking_dreamer.normalization import RunningNormalizer
 
 
-class MLPActor(nn.Module):
+class MLPActor(BoundedActor):
     """Deterministic MLP actor with the PopSAN actor's interface.
 
     Args:
@@ -28,20 +28,14 @@ class MLPActor(nn.Module):
     def __init__(
         self, obs_dim: int, action_low: Tensor, action_high: Tensor, cfg: ActorConfig
     ) -> None:
-        super().__init__()
-        act_dim = int(action_low.numel())
-        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
-        self.obs_normalizer = RunningNormalizer(obs_dim, clip=cfg.obs_clip)
-        sizes = [obs_dim, *cfg.hidden_sizes, act_dim]
+        super().__init__(obs_dim, action_low, action_high, cfg.obs_clip)
+        self.cfg = cfg
+        sizes = [obs_dim, *cfg.hidden_sizes, self.act_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
-        low = torch.as_tensor(action_low, dtype=torch.float32).reshape(act_dim)
-        high = torch.as_tensor(action_high, dtype=torch.float32).reshape(act_dim)
-        self.register_buffer("action_scale", (high - low) / 2)
-        self.register_buffer("action_bias", (high + low) / 2)
 
     def forward(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Raw observations ``[B, O]`` -> actions ``[B, A]`` (``generator`` is unused)."""
         x = self.obs_normalizer(obs)
         for layer in self.layers[:-1]:
             x = torch.relu(layer(x))
-        return torch.tanh(self.layers[-1](x)) * self.action_scale + self.action_bias
+        return self.scale_action(torch.tanh(self.layers[-1](x)))

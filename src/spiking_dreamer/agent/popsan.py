@@ -19,8 +19,8 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from spiking_dreamer.agent.base import BoundedActor
 from spiking_dreamer.config import ActorConfig
-from spiking_dreamer.normalization import RunningNormalizer
 from spiking_dreamer.snn import (
     CurrentLIFParams,
     PopulationDecoder,
@@ -30,7 +30,7 @@ from spiking_dreamer.snn import (
 )
 
 
-class PopSpikingActor(nn.Module):
+class PopSpikingActor(BoundedActor):
     """PopSAN deterministic actor.
 
     Args:
@@ -42,10 +42,8 @@ class PopSpikingActor(nn.Module):
     def __init__(
         self, obs_dim: int, action_low: Tensor, action_high: Tensor, cfg: ActorConfig
     ) -> None:
-        super().__init__()
-        act_dim = int(action_low.numel())
-        self.obs_dim, self.act_dim, self.cfg = obs_dim, act_dim, cfg
-        self.obs_normalizer = RunningNormalizer(obs_dim, clip=cfg.obs_clip)
+        super().__init__(obs_dim, action_low, action_high, cfg.obs_clip)
+        self.cfg, act_dim = cfg, self.act_dim
         self.encoder = PopulationEncoder(
             obs_dim, cfg.encoder_pop_dim, cfg.mean_range, cfg.encoder_std, cfg.encoding
         )
@@ -54,10 +52,6 @@ class PopSpikingActor(nn.Module):
         self.decoder = PopulationDecoder(act_dim, cfg.decoder_pop_dim)
         self.neuron = CurrentLIFParams(cfg.c_decay, cfg.v_decay, cfg.v_threshold)
         self.spike_fn = make_surrogate(cfg.surrogate, cfg.surrogate_scale)
-        low = torch.as_tensor(action_low, dtype=torch.float32).reshape(act_dim)
-        high = torch.as_tensor(action_high, dtype=torch.float32).reshape(act_dim)
-        self.register_buffer("action_scale", (high - low) / 2)
-        self.register_buffer("action_bias", (high + low) / 2)
 
     def spike_trains(self, obs: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
         """Spikes of every population: encoder, hidden layers, output; each ``[T, B, F]``."""
@@ -70,9 +64,7 @@ class PopSpikingActor(nn.Module):
 
     def decode(self, output_spikes: Tensor) -> Tensor:
         """Output spikes ``[T, B, A * P_out]`` -> actions ``[B, A]`` within the bounds."""
-        return (
-            torch.tanh(self.decoder(output_spikes.mean(0))) * self.action_scale + self.action_bias
-        )
+        return self.scale_action(torch.tanh(self.decoder(output_spikes.mean(0))))
 
     def forward(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Raw observations ``[B, O]`` -> actions ``[B, A]``."""

@@ -8,7 +8,7 @@ loss with a coefficient*, e.g. in TD3's actor update::
     actions = actor.decode(trains[-1])
     actor_loss = -critic.q1(obs, actions).mean() + coef * firing_rate_penalty(trains)
 
-It is not wired into any training loop here (the TD3 update lives in ``agent/td3.py``).
+TD3 adds it when ``td3.firing_rate_penalty > 0`` (off by default).
 """
 
 from __future__ import annotations

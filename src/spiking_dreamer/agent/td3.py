@@ -9,7 +9,8 @@ Critic target (clipped double-Q with target policy smoothing)::
 Only termination stops the bootstrap; a time-limit truncation does not (the buffer stores
 ``terminated`` alone). The actor maximises ``Q1(s, pi(s))`` every ``policy_delay`` critic updates,
 followed by Polyak averaging of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``.
-Noise scales are relative to the half-range of the action space.
+Noise scales are relative to the half-range of the action space. An optional activity penalty
+``firing_rate_penalty * mean firing rate`` (spiking actor only) trades return for fewer spikes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from spiking_dreamer.agent.critic import TwinQCritic
 from spiking_dreamer.agent.mlp import MLPActor
 from spiking_dreamer.agent.popsan import PopSpikingActor
+from spiking_dreamer.agent.regularization import firing_rate_penalty
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import TD3Config
 
@@ -99,6 +101,17 @@ class TD3:
             not_done = 1.0 - batch.terminated
             return batch.reward + cfg.gamma * not_done * next_q.min(0).values
 
+    def _actions_with_penalty(self, obs: Tensor) -> Tensor:
+        """Actor actions; with ``firing_rate_penalty > 0`` (spiking actor) also sets the
+        activity penalty ``coef * mean firing rate`` to add to the actor loss."""
+        coef = self.cfg.firing_rate_penalty
+        if coef > 0 and isinstance(self.actor, PopSpikingActor):
+            trains = self.actor.spike_trains(obs)
+            self._penalty = coef * firing_rate_penalty(trains)
+            return self.actor.decode(trains[-1])
+        self._penalty = torch.zeros((), device=obs.device)
+        return self.actor(obs)
+
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One critic step; every ``policy_delay``-th call also an actor step and Polyak updates.
 
@@ -115,7 +128,8 @@ class TD3:
 
         self.num_updates += 1
         if self.num_updates % self.cfg.policy_delay == 0:
-            actor_loss = -self.critic(obs_n, self.actor(batch.obs))[0].mean()
+            actor_loss = -self.critic(obs_n, self._actions_with_penalty(batch.obs))[0].mean()
+            actor_loss = actor_loss + self._penalty
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=list(self.actor.parameters()))
             self.actor_optimizer.step()

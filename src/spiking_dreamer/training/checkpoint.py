@@ -44,9 +44,10 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
     """Write ``obj`` to a temporary file in the same directory, fsync it, then rename it over
-    ``path``: readers see either the old file or the complete new one."""
+    ``path``: readers see either the old file or the complete new one. With ``keep_previous``
+    the old file is first renamed to ``<name>.prev``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -54,6 +55,8 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous and path.exists():
+            os.replace(path, path.with_name(path.name + ".prev"))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -146,18 +149,7 @@ def save_state_file(state: dict[str, Any], path: Path) -> None:
         "sha256": hashlib.sha256(payload).hexdigest(),
         "payload": payload,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(wrapped, f)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(wrapped, path, keep_previous=True)
 
 
 def _read_state(path: Path) -> dict[str, Any]:
