@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from spiking_dreamer.agent import PopSpikingActor
@@ -63,3 +64,22 @@ def test_state_dict_carries_the_normaliser() -> None:
     actor.obs_normalizer.update(torch.randn(10, 3) + 7)
     keys = actor.state_dict().keys()
     assert {"obs_normalizer.mean", "obs_normalizer.m2", "obs_normalizer.count"} <= set(keys)
+
+
+@pytest.mark.slow
+def test_compiled_acting_path_matches_eager() -> None:
+    """``train.compile`` swaps in ``torch.compile(actor)`` for acting: same actions."""
+    import numpy as np
+
+    from spiking_dreamer.agent import TD3, TwinQCritic
+    from spiking_dreamer.config import TD3Config
+
+    actor = _actor(ActorConfig(hidden_sizes=(32, 32), spike_ts=5))
+    actor.obs_normalizer.update(torch.randn(100, 3))
+    agent = TD3(actor, TwinQCritic(3, 2, (8,)), TD3Config(), torch.Generator())
+    obs = [np.random.default_rng(i).normal(size=3).astype(np.float32) for i in range(20)]
+    eager = [agent.act(o) for o in obs]
+    agent.compile_acting()
+    compiled = [agent.act(o) for o in obs]
+    for a, b in zip(eager, compiled, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)

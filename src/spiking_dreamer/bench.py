@@ -62,12 +62,15 @@ def loop_steps_per_s(trainer: Trainer, warmup: int, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
+def part_timings(trainer: Trainer, repeats: int, compile_acting: bool = False) -> dict[str, float]:
     """Medians in ms of the parts of one training step (trainer already warmed up)."""
     agent, buf, g = trainer.agent, trainer.buffer, trainer.sample_generator
     batch_size = trainer.cfg.td3.batch_size
     obs = buf.obs[0].cpu().numpy()
     out = {"action_batch1_ms": _median_ms(lambda: agent.act(obs), repeats * 5)}
+    if compile_acting:
+        agent.compile_acting()
+        out["action_batch1_compiled_ms"] = _median_ms(lambda: agent.act(obs), repeats * 5)
     delay = agent.cfg.policy_delay
 
     def critic_only() -> None:
@@ -114,14 +117,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_bench(cfg: Config, warmup: int = 2000, steps: int = 1000, repeats: int = 100) -> dict:
+def run_bench(
+    cfg: Config, warmup: int = 2000, steps: int = 1000, repeats: int = 100, compile: bool = False
+) -> dict:
     """Run every loop and part timing; returns a JSON-ready dict."""
     loops, parts = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for arm in ("mlp", "baseline", "dreaming"):
             trainer = _trainer(cfg, arm, warmup, Path(tmp))
             loops[arm] = loop_steps_per_s(trainer, warmup, steps)
-            parts[arm] = part_timings(trainer, repeats)
+            parts[arm] = part_timings(trainer, repeats, compile and arm == "baseline")
             trainer.close()
     ratios = {
         "popsan_over_mlp_td3_step": parts["baseline"]["td3_step_ms"] / parts["mlp"]["td3_step_ms"],

@@ -128,7 +128,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(args.config, overrides)
     torch.set_num_threads(args.threads)
-    result = run_bench(cfg, args.warmup, args.steps, args.repeats)
+    result = run_bench(cfg, args.warmup, args.steps, args.repeats, args.compile)
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2000, help="random steps before measuring")
     p.add_argument("--steps", type=int, default=1000, help="measured loop steps per arm")
     p.add_argument("--repeats", type=int, default=100, help="repeats of each part timing")
+    p.add_argument("--compile", action="store_true", help="also time the compiled acting path")
     p.add_argument("--out", help="write the result as JSON")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_bench)

@@ -131,6 +131,8 @@ class TrainConfig:
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
     threads: int = 1
     """torch intra-op threads; 1 suits the small networks here (0 keeps torch's default)."""
+    compile: bool = False
+    """``torch.compile`` the acting path (about 6x faster actions; compiling takes a while)."""
 
     def __post_init__(self) -> None:
         _check(self.seed >= 0, "train.seed", "must be >= 0")
