@@ -77,6 +77,9 @@ def test_train_writes_run_dir_and_eval_reads_the_checkpoint(
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("train/critic_loss" in m for m in metrics)
     assert any("train/episode_return" in m for m in metrics)
+    rates = [m for m in metrics if "actor/firing_rate/hidden1" in m]
+    assert [m["step"] for m in rates] == [100, 200, 300]  # logged with each evaluation
+    assert all(0 <= m["actor/firing_rate/output"] <= 1 for m in rates)
     assert list((run / "tb").glob("events.out.tfevents.*"))
     for name in ("best.pt", "last.pt"):
         data = torch.load(run / "checkpoints" / name, weights_only=True)

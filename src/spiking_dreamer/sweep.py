@@ -491,7 +491,7 @@ class Sweep:
             "wandb_group": self.name if self.wandb else None,
             "machine": machine_info(),
             "versions": versions(),
-            "ray": None,
+            "ray": old.get("ray"),
             "invocations": invocations,
             "runs": list(entries.values()),
         }
@@ -616,10 +616,8 @@ class Sweep:
         for ref in refs:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=False)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             self._wait(ray, refs)
-        except KeyboardInterrupt:
-            pass
         for spec in refs.values():
             entry = self.entry(spec.name)
             if entry["status"] == "running":

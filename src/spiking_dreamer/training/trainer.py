@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
+from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic, build_actor
 from spiking_dreamer.buffers import ReplayBuffer, Source
-from spiking_dreamer.config import Config, save_config
+from spiking_dreamer.config import Config, ConfigError, save_config
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
 from spiking_dreamer.training.checkpoint import (
@@ -54,7 +54,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
     return torch.device(name)
 
 
@@ -191,12 +191,26 @@ class Trainer:
         returns, lengths = evaluate(self.actor, self.eval_envs, cfg.seed + cfg.eval_seed_offset)
         self.actor.train()
         self.logger.log_eval(self.step, returns, lengths)
+        self._log_firing_rates()
         self.last_return = float(np.mean(returns))
         ckpt = actor_checkpoint(self.actor, self.cfg, self.env_id, self.step, self.last_return)
         atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "last.pt")
         if self.last_return > self.best_return:
             self.best_return = self.last_return
             atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "best.pt")
+
+    @torch.no_grad()
+    def _log_firing_rates(self, n: int = 1000) -> None:
+        """Per-population firing rates of the spiking actor on the latest real observations."""
+        if not isinstance(self.actor, PopSpikingActor) or len(self.buffer) == 0:
+            return
+        idx = (self.buffer.pos - 1 - torch.arange(min(n, len(self.buffer)))) % len(self.buffer)
+        trains = self.actor.spike_trains(self.buffer.obs[idx.to(self.device)])
+        names = ["encoder", *[f"hidden{i}" for i in range(1, len(trains) - 1)], "output"]
+        rates = {
+            f"actor/firing_rate/{k}": t.mean().item() for k, t in zip(names, trains, strict=True)
+        }
+        self.logger.log(self.step, rates)
 
     def begin(self) -> None:
         """Seed the training env and evaluate the initial policy (step 0); a resumed run just
