@@ -176,3 +176,46 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
     state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
     assert all(torch.isfinite(v).all() for v in state["critic"].values())
     trainer.close()
+
+
+def test_unwritable_run_dir_is_reported_before_training(tmp_path: Path) -> None:
+    from spiking_dreamer.training.trainer import RunDirError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    with pytest.raises(RunDirError, match="cannot write to run directory"):
+        Trainer(cfg, blocker / "run")
+
+
+def test_too_little_disk_for_the_buffer_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    from collections import namedtuple
+
+    from spiking_dreamer.training.trainer import RunDirError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 1000, 1000))
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    with pytest.raises(RunDirError, match="GiB free, but the replay buffer"):
+        Trainer(cfg, tmp_path / "run")
+
+
+def test_state_from_another_format_version_names_both_sides(tmp_path: Path) -> None:
+    from spiking_dreamer.training.checkpoint import save_state_file
+
+    path = tmp_path / "state.pt"
+    save_state_file({"format_version": 99, "versions": {"spiking_dreamer": "9.9"}}, path)
+    with pytest.raises(CheckpointError, match=r"format 99 \(spiking-dreamer 9\.9\).*format 1"):
+        load_state_file(path)
+
+
+def test_state_for_another_env_is_refused(tmp_path: Path) -> None:
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "train.total_steps=60"])
+    Trainer(cfg, tmp_path / "run").run()
+    state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
+    hopper = load_config(ROOT / "configs/hopper.yaml", [*ARGS, "env.kwargs={}"])
+    with pytest.raises(CheckpointError, match=r"HalfCheetah-v5 \(obs 17, act 6\).*Hopper-v5"):
+        Trainer(hopper, tmp_path / "run", resume=state)

@@ -525,17 +525,20 @@ class Sweep:
         return self.manifest
 
     def _skip_finished(self) -> list[RunSpec]:
-        """Mark runs whose directory holds every step as done (no task needed)."""
+        """Mark runs whose directory holds every step as done, and runs whose directory holds
+        another config as failed (no task for either); returns the runs to submit."""
         todo = []
         for spec in self.runs:
             entry = self.entry(spec.name)
-            if run_dir_state(spec.run_dir, spec.total_steps) == "done":
-                summary = read_json(spec.run_dir / "summary.json")
+            state = run_dir_state(spec.run_dir, spec.total_steps)
+            if state in ("done", "resumable"):
                 try:
                     check_stored_config(spec.run_dir, spec.cfg)
                 except SweepError as e:
-                    entry.update(status="failed", error=str(e), action="skipped")
+                    entry.update(status="failed", error=str(e), action="not run")
                     continue
+            if state == "done":
+                summary = read_json(spec.run_dir / "summary.json")
                 entry.update(status="done", steps=summary["steps"], error=None, action="skipped")
                 entry["final_return"] = summary.get("final_return")
             else:
@@ -641,9 +644,12 @@ class Sweep:
         entry.update(steps=steps, error=result.get("error"), action=result.get("action"))
         if result.get("final_return") is not None:
             entry["final_return"] = result["final_return"]
-        if status == "stopped":  # saved its state before the end: resumable
+        if status == "stopped":  # saved its state before the end, or never started
             entry["status"] = "pending"
-            self._print(f"{spec.name}: stopped at step {_fmt_steps(steps)} (resumable)")
+            if result.get("action") == "cancelled":
+                self._print(f"{spec.name}: cancelled")
+            else:
+                self._print(f"{spec.name}: stopped at step {_fmt_steps(steps)} (resumable)")
             return
         entry["status"] = status
         if status == "failed":

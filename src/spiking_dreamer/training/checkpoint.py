@@ -162,9 +162,16 @@ def _read_state(path: Path) -> dict[str, Any]:
     if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != data.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch: the checkpoint is corrupt")
     try:
-        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: refused: it contains arbitrary objects ({e})") from None
+    if state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: training-state format {state.get('format_version')} (spiking-dreamer "
+            f"{state.get('versions', {}).get('spiking_dreamer')}) cannot be resumed by "
+            f"spiking-dreamer {__version__} (format {FORMAT_VERSION})"
+        )
+    return state
 
 
 def load_state_file(path: Path) -> tuple[dict[str, Any], Path, list[str]]:
