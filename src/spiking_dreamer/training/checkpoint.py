@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.torch_version import TorchVersion
 
 from spiking_dreamer import __version__
 from spiking_dreamer.agent import Actor, build_actor
@@ -93,7 +94,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion is a str subclass; checkpoints of 0.1.0 pre-releases stored one
+        with torch.serialization.safe_globals([TorchVersion]):
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused: it contains objects other than tensors and plain values ({e})"
