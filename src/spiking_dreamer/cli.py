@@ -1,4 +1,4 @@
-"""Command-line interface: ``spiking-dreamer train | eval | export | bench``."""
+"""Command-line interface: ``spiking-dreamer train | eval | export | bench | sweep | report``."""
 
 from __future__ import annotations
 
@@ -137,6 +137,56 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from spiking_dreamer.sweep import Sweep, parse_arms, parse_seeds
+
+    overrides = list(args.set)
+    if args.wandb:
+        overrides.append("log.wandb=true")
+    sweep = Sweep(
+        args.config,
+        parse_seeds(args.seeds),
+        parse_arms(args.arms),
+        exp_dir=args.exp_dir,
+        overrides=overrides,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
+        address=args.address,
+    )
+    manifest = sweep.run()
+    counts = sweep.counts()
+    print(
+        f"{counts['done']}/{len(sweep.runs)} runs done, {counts['failed']} failed, "
+        f"{counts['pending']} unfinished; manifest {sweep.manifest_path}; "
+        f"report: spiking-dreamer report {sweep.exp_dir}"
+    )
+    for run in manifest["runs"]:
+        if run["status"] == "failed":
+            first = (run["error"] or "").splitlines()[:1]
+            print(f"  failed: {run['name']}: {first[0] if first else '?'}", file=sys.stderr)
+    return 0 if counts["done"] == len(sweep.runs) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from spiking_dreamer.report import parse_budgets, parse_thresholds, write_report
+
+    report = write_report(
+        args.exp_dir,
+        args.out,
+        thresholds=parse_thresholds(args.thresholds),
+        budgets=parse_budgets(args.budgets),
+        reps=args.reps,
+        seed=args.seed,
+    )
+    files = report["files"]
+    print(f"wrote {files['markdown']}, {files['json']}, {files['results_csv']}")
+    for fig in files["figures"]:
+        print(f"wrote {fig}")
+    for note in report["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spiking-dreamer", description="Spiking actors and spiking world models for RL."
@@ -196,6 +246,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the result as JSON")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("sweep", help="multi-seed dreaming/baseline sweep as Ray tasks")
+    p.add_argument("--config", action="append", required=True, help="YAML config (repeatable)")
+    p.add_argument("--seeds", default="0-4", help="e.g. 0-4, 0,1,2 or 3 (default 0-4)")
+    p.add_argument("--arms", default="dreaming,baseline", help="dreaming and/or baseline")
+    p.add_argument("--exp-dir", help="experiment directory (default experiments/<time>)")
+    p.add_argument("--address", help="join this Ray cluster (default: start a local instance)")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="CPUs and torch threads per run")
+    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run (may be < 1)")
+    p.add_argument("--wandb", action="store_true", help="W&B, runs grouped by experiment")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="curves, results table and aggregates of a sweep")
+    p.add_argument("exp_dir", metavar="EXP_DIR")
+    p.add_argument("--out", help="output directory (default EXP_DIR/report)")
+    p.add_argument(
+        "--thresholds",
+        action="append",
+        default=[],
+        metavar="ENV=X,Y",
+        help="return thresholds for 'steps to X' (repeatable; defaults: HalfCheetah 8000,10000, "
+        "Ant 3000,5000, Hopper and Walker2d 2000,3000)",
+    )
+    p.add_argument(
+        "--budgets",
+        help="steps to report returns at, e.g. 100000,300k,1M (default: 100K/300K/1M where "
+        "every run has them, and the last common eval step)",
+    )
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

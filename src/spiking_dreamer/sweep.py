@@ -12,7 +12,7 @@ continued: a finished run (``summary.json`` with all its steps) is skipped witho
 task, a run with a training state (``checkpoints/state.pt``) continues exactly with
 ``Trainer.resume``, a failed run is tried again, and a run directory that crashed before its first
 training-state checkpoint is moved aside to ``<run>.failed-<n>`` and started afresh. A run
-directory made with another config (other than ``log.*``, ``train.threads`` and
+directory made with another config (other than ``log.*``, ``train.threads``, ``train.compile`` and
 ``train.device``) is reported as failed rather than mixed into the experiment.
 
 Without ``--address`` a local Ray instance is started (all CPUs, no dashboard); with it the sweep
@@ -53,7 +53,7 @@ STATUSES = ("pending", "running", "done", "failed")
 SWEEP_INSTALL_HINT = "pip install 'spiking-dreamer[sweep]'"
 # keys that may differ between a run directory's stored config and the sweep's without making
 # the run a different experiment
-_IGNORED_KEYS = ("log.", "train.threads", "train.device")
+_IGNORED_KEYS = ("log.", "train.threads", "train.device", "train.compile")
 
 
 class SweepError(ConfigError):
@@ -68,19 +68,17 @@ def parse_seeds(spec: str) -> list[int]:
     seeds: list[int] = []
     for part in spec.split(","):
         part = part.strip()
+        lo_s, sep, hi_s = part.partition("-")
         try:
-            if "-" in part:
-                lo_s, hi_s = part.split("-", 1)
-                lo, hi = int(lo_s), int(hi_s)
-                if lo > hi:
-                    raise SweepError(f"--seeds {spec!r}: range {part!r} runs backwards")
-                seeds.extend(range(lo, hi + 1))
-            else:
-                seeds.append(int(part))
+            lo = int(lo_s)
+            hi = int(hi_s) if sep else lo
         except ValueError:
             raise SweepError(
                 f"--seeds {spec!r}: expected e.g. 0-4, 0,1,2 or 3 (non-negative integers)"
             ) from None
+        if lo > hi:
+            raise SweepError(f"--seeds {spec!r}: range {part!r} runs backwards")
+        seeds.extend(range(lo, hi + 1))
     if len(set(seeds)) != len(seeds):
         raise SweepError(f"--seeds {spec!r}: a seed appears twice")
     return seeds
@@ -282,6 +280,7 @@ def run_one(
         else:
             os.environ.pop(key, None)
     log = Path(log_file).open("a") if log_file else None  # noqa: SIM115 (closed below)
+    trainer = None
     try:
         with contextlib.ExitStack() as stack:
             if log is not None:
@@ -311,12 +310,16 @@ def run_one(
                 trainer = Trainer(config_from_dict(spec.cfg, f"sweep run {spec.name}"), run_dir)
             print(result["action"])
             summary = trainer.run()
+            trainer = None  # run() closed it
             result.update(steps=summary.steps, final_return=summary.final_return)
             result["status"] = "done" if summary.steps >= spec.total_steps else "stopped"
             print(f"{result['status']} at step {summary.steps}")
     except Exception as e:
         result["error"] = _error_text(e)
         result["steps"] = latest_step(run_dir)
+        if trainer is not None:  # free its files and envs: the worker process is reused
+            with contextlib.suppress(Exception):
+                trainer.close()
         if log is not None:
             print(result["error"], file=log)
     finally:
