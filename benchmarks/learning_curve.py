@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spiking_dreamer.report import bootstrap_ci
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,14 +75,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def bootstrap_ci(values: np.ndarray, rng: np.random.Generator, n: int = 10_000) -> list[float]:
-    """95% percentile bootstrap interval of the mean."""
-    if len(values) < 2:
-        return [float(values.mean())] * 2
-    means = rng.choice(values, size=(n, len(values)), replace=True).mean(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-
-
 def read_run(run_dir: Path) -> dict[str, object]:
     evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
     summary_file = run_dir / "summary.json"
@@ -104,7 +98,6 @@ def read_run(run_dir: Path) -> dict[str, object]:
 
 
 def aggregate(runs: dict[int, dict]) -> dict[str, object]:
-    rng = np.random.default_rng(0)
     common = sorted(set.intersection(*(set(r["steps"]) for r in runs.values())))
     curve = []
     for step in common:
@@ -113,7 +106,7 @@ def aggregate(runs: dict[int, dict]) -> dict[str, object]:
             {
                 "step": step,
                 "mean": float(vals.mean()),
-                "ci95": bootstrap_ci(vals, rng),
+                "ci95": list(bootstrap_ci(vals)) if len(vals) > 1 else [float(vals[0])] * 2,
                 "std_across_seeds": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                 "per_seed": vals.tolist(),
             }
