@@ -248,3 +248,20 @@ def test_mlp_reference_actor_trains_and_evaluates(tmp_path: Path) -> None:
     actor, data = load_actor(tmp_path / "mlp" / "checkpoints" / "last.pt")
     assert isinstance(actor, MLPActor)
     assert data["config"]["actor"]["kind"] == "mlp"
+
+
+def test_bench_measures_every_arm_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    tiny = [a for o in TINY for a in ("--set", o) if "log_every" not in o]
+    tiny += ["--set", "world_model.train_every=20", "--set", "dreaming.every=20"]
+    code = main(
+        ["bench", "--warmup", "120", "--steps", "60", "--repeats", "3", "--out", str(out), *tiny]
+    )
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert set(result["env_steps_per_s"]) == {"mlp", "baseline", "dreaming"}
+    assert all(v > 0 for v in result["env_steps_per_s"].values())
+    parts = result["parts_ms"]
+    assert {"action_batch1_ms", "critic_update_ms", "actor_update_ms"} <= set(parts["baseline"])
+    assert {"model_train_step_ms", "dream_phase_ms"} <= set(parts["dreaming"])
+    assert result["threads"] == 1
