@@ -6,7 +6,8 @@ steps x batch per member) and are scored on held-out episodes:
 * one-step MSE of the normalised state change (elite-mean prediction, target-normaliser units),
 * reward MSE (raw units),
 * 5-step open-loop MSE of the normalised state (recorded actions, elite-mean model),
-* Spearman correlation between the ensemble's uncertainty (``variance`` metric) and the actual
+* Spearman correlation between the ensemble's uncertainty (``variance`` metric over the elites,
+  as the dreamer uses it; other metrics and all members are reported too) and the actual
   one-step error of each transition.
 
 Data: ``--episodes`` episodes of 1,000 steps, half with uniform random actions and half with a
@@ -100,6 +101,13 @@ def score(model: EnsembleDynamicsModel, test: list[dict[str, np.ndarray]]) -> di
     mean = pred.mean[elites].mean(0)
     err = (mean[:, :-1] - y[:, :-1]).square().mean(-1)
     u = uncertainty(pred, elites, "variance")
+    everyone = torch.arange(model.ensemble_size)
+    kinds = ["variance", "max_deviation"] + (["max_std"] if pred.logvar is not None else [])
+    spearman_by = {
+        f"{kind}_{name}": spearman(uncertainty(pred, members, kind).numpy(), err.numpy())
+        for kind in kinds
+        for name, members in (("elites", elites), ("all_members", everyone))
+    }
     reward_mse = (pred.reward[elites].mean(0) - rew).square().mean()
     # 5-step open loop from every 5th state of each test episode, with the recorded actions;
     # error in the model's observation-normaliser units
@@ -120,6 +128,7 @@ def score(model: EnsembleDynamicsModel, test: list[dict[str, np.ndarray]]) -> di
         "reward_mse": reward_mse.item(),
         "open_loop_5_mse": torch.cat(errs).mean().item(),
         "spearman_uncertainty_error": spearman(u.numpy(), err.numpy()),
+        "spearman_by_uncertainty": spearman_by,
     }
 
 
