@@ -74,11 +74,11 @@ def part_timings(trainer: Trainer, repeats: int, compile_acting: bool = False) -
     delay = agent.cfg.policy_delay
 
     def critic_only() -> None:
-        agent.num_updates = 1  # next update is not a multiple of the delay
+        agent.num_updates = 0  # update() counts this as update 1: no actor step (delay >= 2)
         agent.update(buf.sample(batch_size, g))
 
     def critic_and_actor() -> None:
-        agent.num_updates = delay - 1
+        agent.num_updates = delay - 1  # counted as update `delay`: critic and actor step
         agent.update(buf.sample(batch_size, g))
 
     out["critic_update_ms"] = _median_ms(critic_only, repeats)
