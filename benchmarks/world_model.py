@@ -6,8 +6,8 @@ steps x batch per member) and are scored on held-out episodes:
 * one-step MSE of the normalised state change (elite-mean prediction, target-normaliser units),
 * reward MSE (raw units),
 * 5-step open-loop MSE of the normalised state (recorded actions, elite-mean model),
-* Spearman correlation between the ensemble's uncertainty (``variance`` metric over the elites,
-  as the dreamer uses it; other metrics and all members are reported too) and the actual
+* Spearman correlation between the ensemble's uncertainty (``variance`` over all members, the
+  dreamer's default; other metrics and the elites alone are reported too) and the actual
   one-step error of each transition.
 
 Data: ``--episodes`` episodes of 1,000 steps, half with uniform random actions and half with a
@@ -100,8 +100,8 @@ def score(model: EnsembleDynamicsModel, test: list[dict[str, np.ndarray]]) -> di
     _, y = model.normalize_batch(obs, act, nxt, rew)
     mean = pred.mean[elites].mean(0)
     err = (mean[:, :-1] - y[:, :-1]).square().mean(-1)
-    u = uncertainty(pred, elites, "variance")
     everyone = torch.arange(model.ensemble_size)
+    u = uncertainty(pred, everyone, "variance")  # the dreamer's default (all members)
     kinds = ["variance", "max_deviation"] + (["max_std"] if pred.logvar is not None else [])
     spearman_by = {
         f"{kind}_{name}": spearman(uncertainty(pred, members, kind).numpy(), err.numpy())

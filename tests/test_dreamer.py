@@ -120,6 +120,7 @@ def dcfg(**kw: object) -> DreamingConfig:
         "min_accept_quantile": 0.0,
         "exploration_noise": 0.0,
         "penalty": 0.0,
+        "uncertainty_members": "elites",
     }
     base.update(kw)
     return DreamingConfig(**base)  # type: ignore[arg-type]
@@ -343,6 +344,18 @@ def test_pessimistic_reward_and_provenance(kind: str, u_fn: Callable[[Tensor], T
     assert (dreams.created_step[n1 : len(dreams)] == 20_000).all()
     assert (dreams.model_version[n1 : len(dreams)] == 8).all()
     assert dreams.count(Source.DREAM) == len(dreams) == 2 * 32 * 2
+
+
+def test_uncertainty_over_all_members_counts_the_non_elite() -> None:
+    """With ``uncertainty_members: all`` (the default) the non-elite member (offset 7) enters u:
+    free-dim changes (-k, 7k, k) have population variance 312 k^2 / 27, averaged over the two
+    state dims (the key dim agrees) -> 52 k^2 / 9."""
+    cfg = dcfg(horizon=1, uncertainty_members="all")
+    keys = [1.0, 2.0, -0.5]
+    _, dreams, _, _ = run_phase(cfg, keys)
+    key = stored(dreams).obs[:, 0]
+    torch.testing.assert_close(dreams.uncertainty[: len(dreams)], 52 * key**2 / 9)
+    assert DreamingConfig().uncertainty_members == "all"
 
 
 # ------------------------------------------------------------------------- 4. termination

@@ -248,10 +248,13 @@ class DreamingConfig:
     """The step-0 threshold never drops below this quantile of step-0 uncertainties, so a
     phase always accepts some transitions."""
     uncertainty: Literal["variance", "max_deviation", "max_std"] = "variance"
-    """``variance``: mean over state dims of the across-elite variance of predicted normalised
-    next states (the seed's metric); ``max_deviation``: max over elites of the L2 distance of
-    a member's mean from the elite mean; ``max_std``: MOPO's max over elites of the L2 norm of
-    the predicted std (needs ``world_model.head: gaussian``)."""
+    """``variance``: mean over state dims of the across-member variance of predicted normalised
+    state changes (the seed's metric); ``max_deviation``: max over members of the L2 distance of
+    a member's mean from the members' mean; ``max_std``: MOPO's max over members of the L2 norm
+    of the predicted std (needs ``world_model.head: gaussian``)."""
+    uncertainty_members: Literal["all", "elites"] = "all"
+    """Members the uncertainty is computed over: ``all`` (MOPO's convention; ranks errors better
+    in the world-model benchmark) or only the ``elites`` that supply the transitions."""
     penalty: float = 1.0
     """MOPO penalty: stored reward is ``r - penalty * u``."""
     exploration_noise: float = 0.1

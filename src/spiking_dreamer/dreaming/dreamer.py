@@ -10,7 +10,8 @@ One dream phase:
    observation pipeline cannot differ), Gaussian exploration noise is added and the actions are
    clipped to the env's real bounds; the ensemble predicts every member's next state and reward;
    a random elite per transition supplies the transition (sampling its Gaussian for a Gaussian
-   head); the uncertainty ``u`` is computed from the elites (see :func:`uncertainty`);
+   head); the uncertainty ``u`` is computed over all members (MOPO) or only the elites
+   (``uncertainty_members``; see :func:`uncertainty`);
 3. a transition is kept iff ``u <= threshold * threshold_decay**h`` and every value is finite;
    a rejected transition ends its branch, as does termination (the env's termination function);
 4. kept transitions go to the dream buffer with reward ``r - penalty * u``;
@@ -35,7 +36,7 @@ TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 def uncertainty(pred: Prediction, elites: Tensor, kind: str) -> Tensor:
-    """Epistemic uncertainty ``[N]`` of per-member predictions, over the ``elites``.
+    """Epistemic uncertainty ``[N]`` of per-member predictions, over the members ``elites``.
 
     * ``variance``: mean over state dims of the across-elite (population) variance of the
       predicted normalised state change (the seed's metric, in target-normaliser units);
@@ -100,7 +101,10 @@ class Dreamer:
         high = actor.action_bias + actor.action_scale
         action = torch.clamp(action + noise * actor.action_scale, low, high)
         pred = model.predict(obs, action)
-        u = uncertainty(pred, model.elites, cfg.uncertainty)
+        members = model.elites
+        if cfg.uncertainty_members == "all":
+            members = torch.arange(model.ensemble_size, device=obs.device)
+        u = uncertainty(pred, members, cfg.uncertainty)
         n = obs.shape[0]
         pick = model.elites[torch.randint(len(model.elites), (n,), generator=g, device=obs.device)]
         rows = torch.arange(n, device=obs.device)
