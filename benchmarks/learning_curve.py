@@ -137,6 +137,7 @@ def main() -> int:
         s: ROOT / args.run_root / f"{cfg_name}_{args.arm}_{args.steps}_s{s}" for s in args.seeds
     }
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    commit = git_commit()  # the code the runs start with, not what is checked out at the end
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
     if not args.collect:
         pending = list(args.seeds)
@@ -167,7 +168,7 @@ def main() -> int:
     result = {
         "benchmark": "learning_curve",
         "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "commit": git_commit(),
+        "commit": commit,
         "date": started,
         "machine": {**machine_info(), "threads_per_run": 1, "parallel_runs": args.jobs},
         "versions": versions(),
