@@ -9,6 +9,17 @@ versions, per-seed eval curves and aggregates (mean and 95% bootstrap CI across 
         --out benchmarks/results/halfcheetah_baseline_100k.json
 
 ``--collect`` only aggregates existing run directories (e.g. while the runs are still going).
+
+``--fork-from NAME --fork-step N`` starts each seed from the training state that run
+``<run-root>/NAME_s<seed>`` saved at env step ``N`` (waiting for it if that run is still going),
+with ``--set`` changing what may change (``spiking-dreamer train --fork``); ``--tag`` keeps such
+variants apart. Example: the MBPO-like dreaming variant, branched from the seed-default dreaming
+runs at the first dream phase:
+
+    python benchmarks/learning_curve.py --arm dreaming --tag h1_utd2 \\
+        --fork-from halfcheetah_dreaming_100000 --fork-step 50000 \\
+        --set dreaming.horizon=1 --set dreaming.updates_per_step=2 \\
+        --out benchmarks/results/halfcheetah_dreaming_h1_utd2_100k.json
 """
 
 from __future__ import annotations
@@ -97,6 +108,29 @@ def read_run(run_dir: Path) -> dict[str, object]:
     }
 
 
+def parent_ready(args: argparse.Namespace, seed: int) -> bool:
+    """Whether seed ``seed`` can start: always, unless it forks a run that has not yet saved
+    its state at ``--fork-step``."""
+    if not args.fork_from:
+        return True
+    from spiking_dreamer.training.checkpoint import CheckpointError, read_state
+
+    parent = ROOT / args.run_root / f"{args.fork_from}_s{seed}"
+    evals = parent / "eval.jsonl"
+    if not evals.exists() or not any(
+        json.loads(line)["step"] >= args.fork_step for line in evals.read_text().splitlines()
+    ):
+        return False  # cheap test first: the state is saved right after that evaluation
+    ckpt = parent / "checkpoints"
+    for path in (ckpt / "state.pt", ckpt / "state.pt.prev"):
+        try:
+            if path.exists() and read_state(path)["counters"]["step"] == args.fork_step:
+                return True
+        except CheckpointError:
+            pass
+    return False
+
+
 def aggregate(runs: dict[int, dict]) -> dict[str, object]:
     common = sorted(set.intersection(*(set(r["steps"]) for r in runs.values())))
     curve = []
@@ -130,12 +164,16 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides")
     parser.add_argument("--collect", action="store_true", help="only aggregate existing runs")
+    parser.add_argument("--tag", help="variant name, part of the run directories' names")
+    parser.add_argument("--fork-from", help="parent runs' name, without _s<seed>")
+    parser.add_argument("--fork-step", type=int, help="env step of the parents' state to fork")
     args = parser.parse_args()
 
     cfg_name = Path(args.config).stem
-    run_dirs = {
-        s: ROOT / args.run_root / f"{cfg_name}_{args.arm}_{args.steps}_s{s}" for s in args.seeds
-    }
+    arm = f"{args.arm}_{args.tag}" if args.tag else args.arm
+    run_dirs = {s: ROOT / args.run_root / f"{cfg_name}_{arm}_{args.steps}_s{s}" for s in args.seeds}
+    if args.fork_from and args.fork_step is None:
+        parser.error("--fork-from needs --fork-step")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     commit = git_commit()  # the code the runs start with, not what is checked out at the end
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
@@ -144,11 +182,21 @@ def main() -> int:
         procs: dict[int, subprocess.Popen] = {}
         while pending or procs:
             while pending and len(procs) < args.jobs:
-                s = pending.pop(0)
+                ready = [s for s in pending if parent_ready(args, s)]
+                if not ready:
+                    break
+                s = ready[0]
+                pending.remove(s)
                 cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
-                cmd += ["--config", args.config, "--seed", str(s), "--total-steps", str(args.steps)]
                 cmd += ["--run-dir", str(run_dirs[s]), "--no-progress", "--set", "train.threads=1"]
-                if args.arm == "baseline":
+                if args.fork_from:
+                    parent = ROOT / args.run_root / f"{args.fork_from}_s{s}"
+                    cmd += ["--fork", str(parent), "--fork-step", str(args.fork_step)]
+                    cmd += ["--total-steps", str(args.steps)]
+                else:
+                    cmd += ["--config", args.config, "--seed", str(s)]
+                    cmd += ["--total-steps", str(args.steps)]
+                if args.arm == "baseline" and not args.fork_from:
                     cmd.append("--no-dreaming")
                 for o in args.set:
                     cmd += ["--set", o]
@@ -175,6 +223,8 @@ def main() -> int:
         "protocol": "shared/reference/protocol.md: eval every 5k steps, 10 deterministic episodes",
         "config": args.config,
         "arm": args.arm,
+        "tag": args.tag,
+        "fork": {"from": args.fork_from, "step": args.fork_step} if args.fork_from else None,
         "overrides": args.set,
         "total_steps": args.steps,
         "seeds": {str(s): r for s, r in runs.items()},

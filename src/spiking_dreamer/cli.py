@@ -33,7 +33,17 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from spiking_dreamer.training.trainer import Trainer, default_run_dir
 
-    if args.resume:
+    if args.fork:
+        if args.resume or args.config or not args.run_dir:
+            raise ConfigError("--fork PARENT needs --run-dir and takes no --config or --resume")
+        if args.no_dreaming or args.seed is not None or args.env:
+            raise ConfigError("a fork keeps the parent's env, seed and dreaming switch")
+        trainer = Trainer.fork(
+            args.fork, args.run_dir, [*args.set, *_train_overrides(args)], args.fork_step
+        )
+        run_dir = trainer.run_dir
+        print(f"forked {args.fork} at step {trainer.step} into {run_dir}", file=sys.stderr)
+    elif args.resume:
         others = [*args.set, *_train_overrides(args), args.config, args.run_dir]
         if any(o is not None and o != "dreaming.enabled=false" for o in others):
             raise ConfigError("--resume continues with the run's stored config; drop other flags")
@@ -205,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true", help="mirror metrics to Weights & Biases")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly")
+    p.add_argument(
+        "--fork",
+        metavar="RUN_DIR",
+        help="start a new run (--run-dir) from RUN_DIR's training state with --set changes",
+    )
+    p.add_argument("--fork-step", type=int, help="with --fork: the state saved at this env step")
     p.add_argument(
         "--set",
         action="append",

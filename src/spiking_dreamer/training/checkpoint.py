@@ -158,7 +158,8 @@ def save_state_file(state: dict[str, Any], path: Path) -> None:
     atomic_torch_save(wrapped, path, keep_previous=True)
 
 
-def _read_state(path: Path) -> dict[str, Any]:
+def read_state(path: Path) -> dict[str, Any]:
+    """One training-state file, verified (format, checksum, plain tensors only)."""
     data = read_checkpoint(path)
     if data.get("format") != STATE_FORMAT:
         raise CheckpointError(
@@ -189,7 +190,7 @@ def load_state_file(path: Path) -> tuple[dict[str, Any], Path, list[str]]:
     problems = []
     for candidate in (path, path.with_name(path.name + ".prev")):
         try:
-            return _read_state(candidate), candidate, problems
+            return read_state(candidate), candidate, problems
         except CheckpointError as e:
             problems.append(str(e))
     raise CheckpointError("no usable training state: " + "; ".join(problems))

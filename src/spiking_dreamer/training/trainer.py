@@ -24,7 +24,14 @@ from tqdm import tqdm
 
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic, build_actor
 from spiking_dreamer.buffers import ReplayBuffer, Source
-from spiking_dreamer.config import Config, ConfigError, save_config
+from spiking_dreamer.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    flatten_keys,
+    save_config,
+)
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
 from spiking_dreamer.training.checkpoint import (
@@ -35,6 +42,7 @@ from spiking_dreamer.training.checkpoint import (
     atomic_torch_save,
     library_versions,
     load_state_file,
+    read_state,
     save_state_file,
 )
 from spiking_dreamer.training.evaluate import evaluate
@@ -56,6 +64,66 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
     return torch.device(name)
+
+
+FORK_KEYS = (
+    "train.total_steps",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.updates_per_step",
+    "train.compile",
+    "train.threads",
+    "td3.batch_size",
+    "td3.gamma",
+    "td3.tau",
+    "td3.policy_delay",
+    "td3.exploration_noise",
+    "td3.target_noise",
+    "td3.noise_clip",
+    "td3.firing_rate_penalty",
+    "world_model.batch_size",
+    "world_model.grad_clip",
+    "world_model.train_every",
+    "world_model.train_steps",
+    "world_model.holdout_every",
+    "world_model.max_holdout",
+    "world_model.patience",
+    "dreaming.start_step",
+    "dreaming.every",
+    "dreaming.rollout_batch",
+    "dreaming.horizon",
+    "dreaming.threshold",
+    "dreaming.threshold_decay",
+    "dreaming.adaptive_threshold",
+    "dreaming.target_acceptance",
+    "dreaming.adapt_rate",
+    "dreaming.min_accept_quantile",
+    "dreaming.uncertainty",
+    "dreaming.penalty",
+    "dreaming.exploration_noise",
+    "dreaming.real_ratio",
+    "dreaming.updates_per_step",
+    "dreaming.recent_fraction",
+    "dreaming.recent_window",
+    "log.",
+)
+"""Settings a :meth:`Trainer.fork` may change (prefixes); the rest shape the saved state."""
+
+
+def _state_at(path: Path, step: int | None) -> tuple[dict, Path]:
+    """The newest verifiable training state at ``path`` (or its ``.prev``), or the one saved at
+    env step ``step``."""
+    if step is None:
+        state, used, _ = load_state_file(path)
+        return state, used
+    seen = []
+    for candidate in (path, path.with_name(path.name + ".prev")):
+        if candidate.exists():
+            state = read_state(candidate)
+            if state["counters"]["step"] == step:
+                return state, candidate
+            seen.append(f"{candidate.name}: step {state['counters']['step']}")
+    raise CheckpointError(f"no training state at step {step} in {path.parent} ({'; '.join(seen)})")
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -138,6 +206,7 @@ class Trainer:
         self._obs: np.ndarray | None = None
         self._next_checkpoint = cfg.train.checkpoint_every
         self._stop_requested = False
+        self._saved_step: int | None = None
         if resume is None:
             self._prepare_run_dir()
         else:
@@ -156,10 +225,62 @@ class Trainer:
         state, used, problems = load_state_file(path)
         for problem in problems:
             print(f"warning: {problem}; using {used}")
-        from spiking_dreamer.config import config_from_dict
-
         cfg = config_from_dict(state["config"], f"{used} (stored config)")
         return cls(cfg, run_dir, resume=state)
+
+    @classmethod
+    def fork(
+        cls,
+        parent_dir: str | Path,
+        run_dir: str | Path,
+        overrides: list[str],
+        step: int | None = None,
+    ) -> Trainer:
+        """A new run in ``run_dir`` that continues ``parent_dir``'s training state (the newest,
+        or the one saved at env step ``step``) with the settings in ``overrides`` changed.
+
+        Only settings that do not shape saved tensors may change (:data:`FORK_KEYS`); the
+        parent's logs up to the fork step are copied, so the fork's curves start at step 0.
+        Actor checkpoints (``best``/``last``) start afresh; the fork gets its own W&B run.
+        Changing ``dreaming.threshold`` also resets the adaptive threshold to it.
+        """
+        parent_dir, run_dir = Path(parent_dir), Path(run_dir)
+        state, used = _state_at(parent_dir / "checkpoints" / "state.pt", step)
+        old = state["config"]
+        new = config_from_dict(apply_overrides(old, overrides), "--set overrides of the fork")
+        changed = sorted(
+            k for k, v in flatten_keys(new.to_dict()).items() if flatten_keys(old).get(k) != v
+        )
+        frozen = [k for k in changed if not any(k.startswith(p) for p in FORK_KEYS)]
+        if frozen:
+            raise ConfigError(
+                f"a fork cannot change {', '.join(frozen)}: it shapes the saved networks, "
+                f"buffers or optimisers; changeable: {', '.join(FORK_KEYS)}"
+            )
+        cap = min(new.train.replay_size, new.train.total_steps)
+        if cap != state["buffer"]["capacity"]:
+            raise ConfigError(
+                f"train.total_steps={new.train.total_steps} gives a replay buffer of {cap}, but "
+                f"the parent's holds {state['buffer']['capacity']} (the capacity is "
+                "min(train.replay_size, train.total_steps))"
+            )
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunDirError(f"run directory {run_dir} is not empty; choose another --run-dir")
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for name in ("metrics.jsonl", "eval.jsonl"):
+            if (parent_dir / name).exists():
+                shutil.copy2(parent_dir / name, run_dir / name)
+        if (parent_dir / "tb").is_dir():
+            shutil.copytree(parent_dir / "tb", run_dir / "tb")
+        state["config"] = new.to_dict()
+        state["logger"]["wandb_id"] = None
+        if "dreaming.threshold" in changed and state["dreaming"] is not None:
+            state["dreaming"]["threshold"] = new.dreaming.threshold
+        save_config(new, run_dir / "config.yaml")
+        record = {"parent": str(parent_dir), "state": str(used), "step": state["counters"]["step"]}
+        (run_dir / "fork.json").write_text(json.dumps({**record, "changed": changed}) + "\n")
+        save_state_file(state, run_dir / "checkpoints" / "state.pt")
+        return cls(new, run_dir, resume=state)
 
     def _prepare_run_dir(self) -> None:
         d = self.run_dir
@@ -263,6 +384,7 @@ class Trainer:
         if not self._needs_reset:
             raise RuntimeError("training state is saved at episode boundaries only")
         save_state_file(self.state_dict(), self.run_dir / "checkpoints" / "state.pt")
+        self._saved_step = self.step
         every = self.cfg.train.checkpoint_every
         self._next_checkpoint = (self.step // every + 1) * every
 
@@ -324,6 +446,7 @@ class Trainer:
         )
         self.episode_return, self.episode_length = c["episode_return"], c["episode_length"]
         agent.num_updates = c["num_updates"]
+        self._saved_step = c["step"]
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         agent.actor_target.load_state_dict(state["actor_target"])
@@ -395,7 +518,8 @@ class Trainer:
                         break
                 else:
                     self._needs_reset = True  # the run ends on an episode boundary
-                    self.save_state()
+                    if self._saved_step != self.step:  # keep the previous state as .prev
+                        self.save_state()
         finally:
             bar.close()
         if self.step < total:

@@ -1,0 +1,89 @@
+"""Forking a run: continue a saved training state with some settings changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spiking_dreamer.cli import main
+from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.training.checkpoint import CheckpointError, read_state
+from spiking_dreamer.training.trainer import Trainer
+
+from .test_resume import ARGS, STEPS, _assert_same, _final_state, _records
+from .test_training import ROOT
+
+pytestmark = pytest.mark.mujoco
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("fork") / "parent"
+    Trainer(load_config(ROOT / "configs/halfcheetah.yaml", ARGS), run).run()
+    return run
+
+
+def test_fork_without_changes_continues_exactly(parent: Path, tmp_path: Path) -> None:
+    step = STEPS - 100  # the parent's state.pt.prev
+    child = Trainer.fork(parent, tmp_path / "child", [], step=step)
+    assert child.step == step
+    child.run()
+    a, b = _final_state(parent), _final_state(tmp_path / "child")
+    for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
+        _assert_same(a[key], b[key], key)
+    _assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    _assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+    ev_a, ev_b = _records(parent / "eval.jsonl"), _records(tmp_path / "child" / "eval.jsonl")
+    assert [(e["step"], e["returns"]) for e in ev_a] == [(e["step"], e["returns"]) for e in ev_b]
+    assert json.loads((tmp_path / "child" / "fork.json").read_text())["step"] == step
+
+
+def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_path: Path) -> None:
+    before = (parent / "eval.jsonl").read_text()
+    overrides = ["dreaming.horizon=1", "dreaming.updates_per_step=2", "dreaming.threshold=0.3"]
+    child = Trainer.fork(parent, tmp_path / "child", overrides, step=STEPS - 100)
+    assert child.cfg.dreaming.horizon == 1
+    assert child.cfg.dreaming.updates_per_step == 2
+    assert child.dreaming is not None
+    assert child.dreaming.dreamer.threshold == 0.3
+    saved = read_state(tmp_path / "child" / "checkpoints" / "state.pt")
+    assert saved["config"]["dreaming"]["horizon"] == 1  # resumable before its first save
+    fork = json.loads((tmp_path / "child" / "fork.json").read_text())
+    changed = ["dreaming.horizon", "dreaming.threshold", "dreaming.updates_per_step"]
+    assert fork["changed"] == changed
+    evals = _records(tmp_path / "child" / "eval.jsonl")
+    assert evals[-1]["step"] == STEPS - 100  # parent's curve up to the fork step
+    child.run()
+    assert _final_state(tmp_path / "child")["counters"]["step"] == STEPS
+    assert (parent / "eval.jsonl").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("actor.hidden_sizes=[32]", "cannot change actor.hidden_sizes"),
+        ("dreaming.enabled=false", "cannot change dreaming.enabled"),
+        ("td3.actor_lr=0.01", "cannot change td3.actor_lr"),
+        ("train.total_steps=5000", "replay buffer of 5000"),
+    ],
+)
+def test_fork_refuses_changes_to_saved_structure(
+    parent: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Trainer.fork(parent, tmp_path / "child", [override])
+    assert not (tmp_path / "child").exists()
+
+
+def test_fork_at_a_step_without_a_state_names_what_exists(parent: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=f"step {STEPS}"):
+        Trainer.fork(parent, tmp_path / "child", [], step=123)
+
+
+def test_cli_fork_flags(parent: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--fork", str(parent)]) == 2  # no --run-dir
+    child = str(tmp_path / "c")
+    assert main(["train", "--fork", str(parent), "--run-dir", child, "--seed", "1"]) == 2
+    assert "keeps the parent's env, seed" in capsys.readouterr().err
