@@ -79,7 +79,7 @@ def test_compiled_acting_path_matches_eager() -> None:
     agent = TD3(actor, TwinQCritic(3, 2, (8,)), TD3Config(), torch.Generator())
     obs = [np.random.default_rng(i).normal(size=3).astype(np.float32) for i in range(20)]
     eager = [agent.act(o) for o in obs]
-    agent.compile_acting()
+    agent.compile()
     compiled = [agent.act(o) for o in obs]
     for a, b in zip(eager, compiled, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-6)

@@ -258,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=2000, help="random steps before measuring")
     p.add_argument("--steps", type=int, default=1000, help="measured loop steps per arm")
     p.add_argument("--repeats", type=int, default=100, help="repeats of each part timing")
-    p.add_argument("--compile", action="store_true", help="also time the compiled acting path")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also measure everything with train.compile (torch.compile)",
+    )
     p.add_argument("--out", help="write the result as JSON")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_bench)

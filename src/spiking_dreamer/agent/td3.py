@@ -65,16 +65,27 @@ class TD3:
         self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, fused=True)
         self.num_updates = 0
-        self._policy: nn.Module = actor  # what act() calls; see compile_acting()
+        # what act(), the actor loss, the TD target and the critic loss call; see compile()
+        self._policy: nn.Module = actor
+        self._actor_fn: nn.Module = actor
+        self._target_actor_fn: nn.Module = self.actor_target
+        self._critic_fn: nn.Module = critic
+        self._target_critic_fn: nn.Module = self.critic_target
         self._actor_loss = torch.zeros(())
         self._half_range = actor.action_scale.cpu().numpy()
         self._low = (actor.action_bias - actor.action_scale).cpu().numpy()
         self._high = (actor.action_bias + actor.action_scale).cpu().numpy()
 
-    def compile_acting(self) -> None:
-        """Use ``torch.compile`` for acting (batch 1): the same parameters, far fewer kernel
-        launches; compiling costs tens of seconds once."""
+    def compile(self) -> None:
+        """Use ``torch.compile`` for acting (batch 1) and for every network forward of the
+        update (actor loss, TD target, critic loss); the hand-written spiking backward is traced
+        and fused too. Same parameters and maths, far fewer kernel launches; compiling costs
+        tens of seconds once per batch shape."""
         self._policy = torch.compile(self.actor, dynamic=False)
+        self._actor_fn = torch.compile(self.actor, dynamic=False)
+        self._target_actor_fn = torch.compile(self.actor_target, dynamic=False)
+        self._critic_fn = torch.compile(self.critic, dynamic=False)
+        self._target_critic_fn = torch.compile(self.critic_target, dynamic=False)
 
     @torch.no_grad()
     def act(
@@ -95,7 +106,7 @@ class TD3:
         """The TD target ``y`` ``[B]`` (no gradient)."""
         cfg, actor = self.cfg, self.actor_target
         with torch.no_grad():
-            next_action = actor(batch.next_obs)
+            next_action = self._target_actor_fn(batch.next_obs)
             noise = torch.randn(
                 next_action.shape, generator=self.generator, device=next_action.device
             )
@@ -103,7 +114,7 @@ class TD3:
             low = actor.action_bias - actor.action_scale
             high = actor.action_bias + actor.action_scale
             next_action = torch.clamp(next_action + noise * actor.action_scale, low, high)
-            next_q = self.critic_target(actor.obs_normalizer(batch.next_obs), next_action)
+            next_q = self._target_critic_fn(actor.obs_normalizer(batch.next_obs), next_action)
             not_done = 1.0 - batch.terminated
             return batch.reward + cfg.gamma * not_done * next_q.min(0).values
 
@@ -116,7 +127,7 @@ class TD3:
             self._penalty = coef * firing_rate_penalty(trains)
             return self.actor.decode(trains[-1])
         self._penalty = torch.zeros((), device=obs.device)
-        return self.actor(obs)
+        return self._actor_fn(obs)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One critic step; every ``policy_delay``-th call also an actor step and Polyak updates.
@@ -126,7 +137,7 @@ class TD3:
         """
         target = self.critic_target_value(batch)
         obs_n = self.actor.obs_normalizer(batch.obs)
-        q = self.critic(obs_n, batch.action)  # [2, B]
+        q = self._critic_fn(obs_n, batch.action)  # [2, B]
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -134,7 +145,7 @@ class TD3:
 
         self.num_updates += 1
         if self.num_updates % self.cfg.policy_delay == 0:
-            actor_loss = -self.critic(obs_n, self._actions_with_penalty(batch.obs))[0].mean()
+            actor_loss = -self._critic_fn(obs_n, self._actions_with_penalty(batch.obs))[0].mean()
             actor_loss = actor_loss + self._penalty
             self.actor_optimizer.zero_grad(set_to_none=True)
             actor_loss.backward(inputs=list(self.actor.parameters()))

@@ -182,7 +182,7 @@ class Trainer:
         )
         self.agent = TD3(self.actor, self.critic, cfg.td3, noise_generator)
         if cfg.train.compile:
-            self.agent.compile_acting()
+            self.agent.compile()
         capacity = min(cfg.train.replay_size, cfg.train.total_steps)
         self.buffer = ReplayBuffer(capacity, self.obs_dim, self.act_dim, self.device)
         self.dreaming: DreamEngine | None = None  # --no-dreaming builds no world model at all
