@@ -92,8 +92,10 @@ class Dreamer:
             idx = torch.cat([idx, (real.pos - 1 - back) % n])
         return idx
 
-    def _step(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Action, next obs, reward, uncertainty and terminated for imagined states ``obs``."""
+    def imagine_step(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """One imagined step from raw states ``obs`` ``[N, O]``: the actor's noisy, clipped
+        action ``[N, A]``, a random elite's next state ``[N, O]`` and reward ``[N]``, the
+        uncertainty ``[N]`` and the termination flags ``[N]`` (nothing is filtered here)."""
         cfg, g, actor, model = self.cfg, self.generator, self.actor, self.model
         action = actor(obs)
         noise = torch.randn(action.shape, generator=g, device=obs.device) * cfg.exploration_noise
@@ -130,7 +132,7 @@ class Dreamer:
         for h in range(cfg.horizon):
             if obs.shape[0] == 0:
                 break
-            action, next_obs, reward, u, terminated = self._step(obs)
+            action, next_obs, reward, u, terminated = self.imagine_step(obs)
             finite = (
                 torch.isfinite(next_obs).all(-1)
                 & torch.isfinite(action).all(-1)
