@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -39,7 +40,7 @@ from spiking_dreamer.envs import make_env
 from spiking_dreamer.training.checkpoint import load_state_file, read_state
 
 
-def set_env_state(env, obs: np.ndarray) -> None:  # noqa: ANN001 (a gymnasium MuJoCo env)
+def set_env_state(env: gym.Env, obs: np.ndarray) -> None:
     """Put the MuJoCo env in the state that produced ``obs`` (excluded positions = 0)."""
     u = env.unwrapped
     nq, nv = u.model.nq, u.model.nv
