@@ -140,6 +140,12 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=2000, help="gradient steps per model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--spiking-head",
+        choices=["deterministic", "gaussian"],
+        default="deterministic",
+        help="the spiking ensemble's head (gaussian: NLL, adds MOPO's max_std uncertainty)",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -154,7 +160,7 @@ def main() -> int:
     budget = dict(
         ensemble_size=7, num_elites=5, train_steps=args.steps, holdout_every=args.steps + 1
     )
-    snn_cfg = WorldModelConfig(**budget)
+    snn_cfg = WorldModelConfig(**budget, head=args.spiking_head)
     models = {
         "spiking_ensemble": lambda: SpikingEnsembleModel(17, 6, snn_cfg),
         "ann_gaussian_ensemble_mbpo": lambda: GaussianMLPEnsemble(17, 6, 7, 5),
