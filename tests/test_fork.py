@@ -43,6 +43,7 @@ def test_fork_without_changes_continues_exactly(parent: Path, tmp_path: Path) ->
 def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_path: Path) -> None:
     before = (parent / "eval.jsonl").read_text()
     overrides = ["dreaming.horizon=1", "dreaming.updates_per_step=2", "dreaming.threshold=0.3"]
+    overrides.append("log.log_every=7")
     child = Trainer.fork(parent, tmp_path / "child", overrides, step=STEPS - 100)
     assert child.cfg.dreaming.horizon == 1
     assert child.cfg.dreaming.updates_per_step == 2
@@ -52,6 +53,7 @@ def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_p
     assert saved["config"]["dreaming"]["horizon"] == 1  # resumable before its first save
     fork = json.loads((tmp_path / "child" / "fork.json").read_text())
     changed = ["dreaming.horizon", "dreaming.threshold", "dreaming.updates_per_step"]
+    changed.append("log.log_every")
     assert fork["changed"] == changed
     evals = _records(tmp_path / "child" / "eval.jsonl")
     assert evals[-1]["step"] == STEPS - 100  # parent's curve up to the fork step

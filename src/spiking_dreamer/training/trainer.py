@@ -105,9 +105,14 @@ FORK_KEYS = (
     "dreaming.updates_per_step",
     "dreaming.recent_fraction",
     "dreaming.recent_window",
-    "log.",
+    "log.*",
 )
-"""Settings a :meth:`Trainer.fork` may change (prefixes); the rest shape the saved state."""
+"""Settings a :meth:`Trainer.fork` may change (``section.*``: all of it); the rest shape the
+saved state."""
+
+
+def _forkable(key: str) -> bool:
+    return key in FORK_KEYS or f"{key.split('.')[0]}.*" in FORK_KEYS
 
 
 def _state_at(path: Path, step: int | None) -> tuple[dict, Path]:
@@ -251,7 +256,7 @@ class Trainer:
         changed = sorted(
             k for k, v in flatten_keys(new.to_dict()).items() if flatten_keys(old).get(k) != v
         )
-        frozen = [k for k in changed if not any(k.startswith(p) for p in FORK_KEYS)]
+        frozen = [k for k in changed if not _forkable(k)]
         if frozen:
             raise ConfigError(
                 f"a fork cannot change {', '.join(frozen)}: it shapes the saved networks, "
