@@ -10,8 +10,10 @@ observation is ``qpos[k:] ++ qvel`` (HalfCheetah, Hopper, Walker2d, Ant without 
 
 Per rollout step ``h`` it reports the dream's error against the real outcome (MSE of the state in
 observation-normaliser units, reward bias and MAE, penalised-reward bias), the uncertainty, the
-Spearman correlation between uncertainty and state error, and the fraction the filter would keep
-at the run's current threshold:
+Spearman correlation between uncertainty and state error, the fraction the filter would keep
+at the run's current threshold, and what a calibrated threshold would keep (step-0 threshold at
+the ``target_acceptance`` quantile of the step-0 uncertainties, decayed per step, branches
+stopped at their first rejection, as ``dreaming.calibrate_threshold`` does) with its errors:
 
     python benchmarks/dream_fidelity.py --run benchmarks/runs/halfcheetah_dreaming_100000_s0 \\
         --step 50000 --out benchmarks/results/dream_fidelity_halfcheetah_s0_50k.json
@@ -108,9 +110,14 @@ def main() -> int:
         recon_r = max(recon_r, abs(r - real.reward[i].item()))
     print(f"rebuilt env states replay the stored transitions to {recon:.2e} (reward {recon_r:.2e})")
     rows = []
+    alive = torch.ones(len(idx), dtype=torch.bool)  # branches the calibrated filter keeps
+    calibrated = None
     with torch.no_grad():
         for h in range(args.horizon):
             action, next_obs, reward, u, _ = dreamer.imagine_step(dream_obs)
+            if calibrated is None:
+                calibrated = torch.quantile(u, dc.target_acceptance).item()
+            alive = alive & (u <= calibrated * dc.threshold_decay**h)
             true_next, true_r = np.empty_like(true_obs), np.empty(len(true_obs))
             for i in range(len(true_obs)):
                 set_env_state(env, true_obs[i])
@@ -132,8 +139,13 @@ def main() -> int:
                     "uncertainty_mean": u.mean().item(),
                     "spearman_u_state_error": spearman(u.numpy(), err.numpy()),
                     "kept_at_threshold": (u <= threshold).float().mean().item(),
+                    "kept_calibrated": alive.float().mean().item(),
+                    "state_mse_kept_calibrated": err[alive].mean().item(),
+                    "reward_bias_kept_calibrated": r_err[alive].mean().item(),
+                    "reward_mae_kept_calibrated": r_err[alive].abs().mean().item(),
                 }
             )
+            rows[-1] = {k: None if v != v else v for k, v in rows[-1].items()}  # NaN: none kept
             print(json.dumps(rows[-1]))
             dream_obs, true_obs = next_obs, true_next
 
@@ -147,6 +159,7 @@ def main() -> int:
         "state_step": state["counters"]["step"],
         "model_version": state["dreaming"]["version"],
         "threshold": dreamer.threshold,
+        "calibrated_threshold": calibrated,
         "dreaming": cfg.to_dict()["dreaming"],
         "starts": args.starts,
         "replay_check_max_abs_error": {"next_obs": recon, "reward": recon_r},

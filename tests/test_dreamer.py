@@ -717,3 +717,27 @@ def test_engine_real_ratio_extremes(
     batch = engine.sample(real, 10, torch.Generator().manual_seed(0))
     assert batch.reward.tolist() == [1.0] * n_real + [-1.0] * (10 - n_real)
     assert engine.active == (n_real < 10)
+
+
+def test_calibrated_threshold_starts_at_the_target_quantile_once() -> None:
+    keys = [float(k) for k in range(1, 17)]
+    cfg = dcfg(
+        threshold=1e6, horizon=1, rollout_batch=64, calibrate_threshold=True, target_acceptance=0.25
+    )
+    dreamer, dreams, actor, stats = run_phase(cfg, keys)
+    u0 = (actor.calls[0][:, 0] ** 2) / 2
+    assert dreamer.calibrated
+    assert dreamer.threshold == pytest.approx(torch.quantile(u0, 0.25).item())
+    assert stats["dream/accepted"] == int((u0 <= dreamer.threshold).sum())
+    # later phases keep adapting from there instead of recalibrating
+    dreamer.threshold = 123.0
+    dreamer.phase(real_buffer(keys), dreams, 2, 1)
+    assert dreamer.threshold == 123.0
+
+
+def test_threshold_is_absolute_without_calibration() -> None:
+    cfg = dcfg(threshold=1e6, horizon=1, calibrate_threshold=False)
+    dreamer, _, _, stats = run_phase(cfg, [1.0, 2.0, 3.0])
+    assert not dreamer.calibrated
+    assert dreamer.threshold == 1e6
+    assert stats["dream/acceptance"] == 1.0

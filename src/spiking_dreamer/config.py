@@ -248,6 +248,11 @@ class DreamingConfig:
     min_accept_quantile: float = 0.1
     """The step-0 threshold never drops below this quantile of step-0 uncertainties, so a
     phase always accepts some transitions."""
+    calibrate_threshold: bool = False
+    """At the first dream phase, set the step-0 threshold to the ``target_acceptance``
+    quantile of that phase's step-0 uncertainties instead of starting from the absolute
+    ``threshold`` (whose scale depends on the model and the metric); adaptation goes on from
+    there. Off: the seed's behaviour."""
     uncertainty: Literal["variance", "max_deviation", "max_std"] = "variance"
     """``variance``: mean over state dims of the across-member variance of predicted normalised
     state changes (the seed's metric); ``max_deviation``: max over members of the L2 distance of

@@ -17,7 +17,10 @@ One dream phase:
 4. kept transitions go to the dream buffer with reward ``r - penalty * u``;
 5. the step-0 threshold adapts toward ``target_acceptance`` (x(1 +- adapt_rate) per phase outside
    a +-0.1 band, also at zero acceptance) and never falls below the ``min_accept_quantile``
-   quantile of this phase's step-0 uncertainties, so acceptance cannot stall at zero.
+   quantile of this phase's step-0 uncertainties, so acceptance cannot stall at zero. With
+   ``calibrate_threshold`` the first phase starts it at the ``target_acceptance`` quantile of
+   its step-0 uncertainties (scale-free, like MACURA's quantile threshold) instead of the
+   absolute ``threshold``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class Dreamer:
         self.model, self.actor, self.termination_fn = model, actor, termination_fn
         self.cfg, self.generator = cfg, generator
         self.threshold = cfg.threshold
+        self.calibrated = False  # calibrate_threshold: whether the first phase has set it
 
     def _start_indices(self, real: ReplayBuffer) -> Tensor:
         cfg, g, n = self.cfg, self.generator, len(real)
@@ -141,6 +145,7 @@ class Dreamer:
             )
             u_clean = torch.where(finite, u, torch.full_like(u, float("inf")))
             if h == 0:
+                self._calibrate(u_clean[finite])
                 self._apply_quantile_floor(u_clean[finite])
             keep = finite & (u_clean <= self.threshold * cfg.threshold_decay**h)
             attempted += obs.shape[0]
@@ -171,6 +176,11 @@ class Dreamer:
             "dream/discarded_nonfinite": float(nonfinite),
             "dream/buffer_size": float(len(dreams)),
         }
+
+    def _calibrate(self, step0_u: Tensor) -> None:
+        if self.cfg.calibrate_threshold and not self.calibrated and len(step0_u):
+            self.threshold = torch.quantile(step0_u.float(), self.cfg.target_acceptance).item()
+            self.calibrated = True
 
     def _apply_quantile_floor(self, step0_u: Tensor) -> None:
         if self.cfg.min_accept_quantile > 0 and len(step0_u):

@@ -76,6 +76,7 @@ class DreamEngine:
             "skipped_steps": self.model_trainer.skipped_steps,
             "buffer": self.buffer.state_dict(),
             "threshold": self.dreamer.threshold,
+            "threshold_calibrated": self.dreamer.calibrated,
             "generator": self.generator.get_state(),
         }
 
@@ -86,6 +87,7 @@ class DreamEngine:
         self.model_trainer.skipped_steps = state["skipped_steps"]
         self.buffer.load_state_dict(state["buffer"])
         self.dreamer.threshold = state["threshold"]
+        self.dreamer.calibrated = state.get("threshold_calibrated", False)
         self.generator.set_state(state["generator"])
 
     @property

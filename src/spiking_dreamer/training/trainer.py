@@ -98,6 +98,7 @@ FORK_KEYS = (
     "dreaming.target_acceptance",
     "dreaming.adapt_rate",
     "dreaming.min_accept_quantile",
+    "dreaming.calibrate_threshold",
     "dreaming.uncertainty",
     "dreaming.penalty",
     "dreaming.exploration_noise",
