@@ -1,6 +1,7 @@
 """Throughput benchmark: full training loops and their parts, measured side by side in one run.
 
-Loops (steady state after a random warm-up that fills the buffer; evaluation excluded):
+Loops (steady state: a random warm-up that fills the buffer, then 250 untimed training steps in
+which any compiling happens; evaluation excluded):
 
 * ``mlp``: TD3 with the MLP reference actor of the same width (the ANN reference);
 * ``baseline``: PopSAN-TD3 without dreaming;
@@ -55,10 +56,11 @@ def _trainer(cfg: Config, arm: str, warmup: int, root: Path, compile: bool) -> T
     return Trainer(cfg, root / f"{arm}_{compile}")
 
 
-def loop_steps_per_s(trainer: Trainer, warmup: int, steps: int) -> float:
-    """Env steps/s of ``steps`` training-loop iterations after ``warmup`` random steps."""
+def loop_steps_per_s(trainer: Trainer, warmup: int, steps: int, settle: int = 250) -> float:
+    """Env steps/s of ``steps`` training-loop iterations after ``warmup`` random steps and
+    ``settle`` untimed training steps (compiling happens there, not in the timed window)."""
     trainer.begin()
-    while trainer.step < warmup:
+    while trainer.step < warmup + settle:
         trainer.advance()
     start = time.perf_counter()
     for _ in range(steps):
@@ -125,6 +127,10 @@ def run_bench(
     JSON-ready dict."""
     loops, parts = {}, {}
     ratios: dict[str, float] = {}
+    if compile:  # no background compile workers competing with the timed loops
+        import torch._inductor.config as inductor_config
+
+        inductor_config.compile_threads = 1
     with tempfile.TemporaryDirectory() as tmp:
         for compiled in (False, True) if compile else (False,):
             suffix = "_compiled" if compiled else ""

@@ -1,0 +1,118 @@
+"""TD3 step time, PopSAN actor against the MLP actor, eager and compiled, measured interleaved.
+
+A noisy VM shifts timings between the arms of a sequential benchmark; here the arms take turns
+(``--rounds`` rounds, ``--updates`` TD3 updates per arm and round, on the same replay batch
+stream), and the ratios are computed per round, then their median is taken. One TD3 update per
+call of ``TD3.update`` (critic step every call, actor step every ``policy_delay``-th), so the mean
+time per update is the TD3 step time of ``spiking-dreamer bench``.
+
+    python benchmarks/td3_step.py --out benchmarks/results/td3_step_interleaved_cpu1.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_curve import git_commit, machine_info, versions
+
+from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
+from spiking_dreamer.buffers import ReplayBuffer
+from spiking_dreamer.config import load_config
+from spiking_dreamer.envs import make_env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/halfcheetah.yaml")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--updates", type=int, default=40)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    cfg = load_config(args.config)
+
+    env = make_env(cfg.env.id, cfg.env.kwargs)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    buf = ReplayBuffer(5000, obs_dim, act_dim)
+    obs, _ = env.reset(seed=0)
+    env.action_space.seed(0)
+    for _ in range(5000):  # random-policy transitions
+        action = env.action_space.sample()
+        nxt, reward, term, trunc, _ = env.step(action)
+        buf.add(obs, action, reward, nxt, term)
+        obs = env.reset()[0] if term or trunc else nxt
+    low, high = (torch.as_tensor(b) for b in (env.action_space.low, env.action_space.high))
+
+    agents = {}
+    for kind in ("mlp", "popsan"):
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            actor = build_actor(obs_dim, low, high, cfg.replace(actor={"kind": kind}).actor)
+            actor.obs_normalizer.update(buf.obs[: len(buf)])
+            critic = TwinQCritic(obs_dim, act_dim, cfg.critic.hidden_sizes)
+            agent = TD3(actor, critic, cfg.td3, torch.Generator().manual_seed(0))
+            if compiled:
+                agent.compile()
+            agents[f"{kind}{'_compiled' if compiled else ''}"] = agent
+    g = torch.Generator().manual_seed(0)
+    batches = [buf.sample(cfg.td3.batch_size, g) for _ in range(args.updates)]
+    for agent in agents.values():  # warm-up (compiles)
+        for b in batches[:8]:
+            agent.update(b)
+
+    per_round: dict[str, list[float]] = {name: [] for name in agents}
+    for _ in range(args.rounds):
+        for name, agent in agents.items():
+            start = time.perf_counter()
+            for b in batches:
+                agent.update(b)
+            per_round[name].append(1e3 * (time.perf_counter() - start) / len(batches))
+
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(per_round[a], per_round[b], strict=True))
+
+    best = {
+        k: min(("", "_compiled"), key=lambda c: statistics.median(per_round[k + c]))
+        for k in ("mlp", "popsan")
+    }
+    result = {
+        "benchmark": "td3_step_interleaved",
+        "command": " ".join([sys.executable, *sys.argv]),
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {**machine_info(), "threads": 1},
+        "versions": versions(),
+        "env": cfg.env.id,
+        "batch_size": cfg.td3.batch_size,
+        "rounds": args.rounds,
+        "updates_per_round": args.updates,
+        "td3_step_ms_median": {k: statistics.median(v) for k, v in per_round.items()},
+        "td3_step_ms_per_round": per_round,
+        "ratios_median_of_rounds": {
+            "popsan_over_mlp_eager": ratio("popsan", "mlp"),
+            "popsan_over_mlp_compiled": ratio("popsan_compiled", "mlp_compiled"),
+            "popsan_compiled_over_mlp_eager": ratio("popsan_compiled", "mlp"),
+            "best_popsan_over_best_mlp": ratio("popsan" + best["popsan"], "mlp" + best["mlp"]),
+        },
+        "best_setting": best,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    for k, v in result["td3_step_ms_median"].items():
+        print(f"{k:18} {v:7.2f} ms per TD3 step")
+    for k, v in result["ratios_median_of_rounds"].items():
+        print(f"{k:32} {v:.2f}")
+    print(f"(medians over {args.rounds} interleaved rounds)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
