@@ -13,7 +13,12 @@ observation-normaliser units, reward bias and MAE, penalised-reward bias), the u
 Spearman correlation between uncertainty and state error, the fraction the filter would keep
 at the run's current threshold, and what a calibrated threshold would keep (step-0 threshold at
 the ``target_acceptance`` quantile of the step-0 uncertainties, decayed per step, branches
-stopped at their first rejection, as ``dreaming.calibrate_threshold`` does) with its errors:
+stopped at their first rejection, as ``dreaming.calibrate_threshold`` does) with its errors.
+It also reports what the errors do to TD3: the TD target ``r + gamma * min Q'(s', pi'(s'))`` of
+the run's target networks (no smoothing noise) computed from the dream's ``(s', r - lambda*u)``
+against the real ``(s', r)``, next to the critic's own TD error on the real transitions
+``|y_real - Q_1(s, a)|``: the noise a dream adds to a critic target, in units of the
+critic's current error:
 
     python benchmarks/dream_fidelity.py --run benchmarks/runs/halfcheetah_dreaming_100000_s0 \\
         --step 50000 --out benchmarks/results/dream_fidelity_halfcheetah_s0_50k.json
@@ -34,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning_curve import git_commit, machine_info, versions
 from world_model import spearman
 
-from spiking_dreamer.agent import build_actor
+from spiking_dreamer.agent import TwinQCritic, build_actor
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import config_from_dict
 from spiking_dreamer.dreaming import DreamEngine
@@ -88,6 +93,19 @@ def main() -> int:
     actor = build_actor(obs_dim, low, high, cfg.actor)
     actor.load_state_dict(state["actor"])
     actor.eval()
+    actor_target = build_actor(obs_dim, low, high, cfg.actor)
+    actor_target.load_state_dict(state["actor_target"])
+    critic = TwinQCritic(obs_dim, act_dim, cfg.critic.hidden_sizes)
+    critic.load_state_dict(state["critic"])
+    critic_target = TwinQCritic(obs_dim, act_dim, cfg.critic.hidden_sizes)
+    critic_target.load_state_dict(state["critic_target"])
+    gamma = cfg.td3.gamma
+
+    def td_target(next_obs: torch.Tensor, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """``r + gamma * (1 - done) * min_i Q'_i(s', pi'(s'))`` ``[N]``."""
+        next_q = critic_target(norm(next_obs), actor_target(next_obs)).min(0).values
+        return reward + gamma * (1.0 - done.float()) * next_q
+
     generator = torch.Generator().manual_seed(args.seed)
     engine = DreamEngine(cfg, env.spec.id, obs_dim, act_dim, actor, torch.device("cpu"), generator)
     engine.load_state_dict(state["dreaming"])
@@ -114,19 +132,24 @@ def main() -> int:
     calibrated = None
     with torch.no_grad():
         for h in range(args.horizon):
-            action, next_obs, reward, u, _ = dreamer.imagine_step(dream_obs)
+            action, next_obs, reward, u, done = dreamer.imagine_step(dream_obs)
             if calibrated is None:
                 calibrated = torch.quantile(u, dc.target_acceptance).item()
             alive = alive & (u <= calibrated * dc.threshold_decay**h)
             true_next, true_r = np.empty_like(true_obs), np.empty(len(true_obs))
+            true_done = np.empty(len(true_obs), dtype=bool)
             for i in range(len(true_obs)):
                 set_env_state(env, true_obs[i])
-                o, r, *_ = env.step(action[i].numpy())
-                true_next[i], true_r[i] = o, r
+                o, r, terminated, *_ = env.step(action[i].numpy())
+                true_next[i], true_r[i], true_done[i] = o, r, terminated
             t_next = torch.as_tensor(true_next, dtype=torch.float32)
             err = ((norm(next_obs) - norm(t_next)) ** 2).mean(-1)
             r_err = reward - torch.as_tensor(true_r, dtype=torch.float32)
             threshold = dreamer.threshold * dc.threshold_decay**h
+            t_r = torch.as_tensor(true_r, dtype=torch.float32)
+            y_real = td_target(t_next, t_r, torch.as_tensor(true_done))
+            y_err = td_target(next_obs, reward - dc.penalty * u, done) - y_real
+            td_real = (y_real - critic(norm(dream_obs), action)[0]).abs()
             rows.append(
                 {
                     "h": h + 1,
@@ -143,6 +166,10 @@ def main() -> int:
                     "state_mse_kept_calibrated": err[alive].mean().item(),
                     "reward_bias_kept_calibrated": r_err[alive].mean().item(),
                     "reward_mae_kept_calibrated": r_err[alive].abs().mean().item(),
+                    "td_target_bias": y_err.mean().item(),
+                    "td_target_mae": y_err.abs().mean().item(),
+                    "critic_td_error_real_mae": td_real.mean().item(),
+                    "q_real_target_mean": y_real.mean().item(),
                 }
             )
             rows[-1] = {k: None if v != v else v for k, v in rows[-1].items()}  # NaN: none kept

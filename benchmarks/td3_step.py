@@ -4,7 +4,9 @@ A noisy VM shifts timings between the arms of a sequential benchmark; here the a
 (``--rounds`` rounds, ``--updates`` TD3 updates per arm and round, on the same replay batch
 stream), and the ratios are computed per round, then their median is taken. One TD3 update per
 call of ``TD3.update`` (critic step every call, actor step every ``policy_delay``-th), so the mean
-time per update is the TD3 step time of ``spiking-dreamer bench``.
+time per update is the TD3 step time of ``spiking-dreamer bench``. Afterwards each arm runs
+``--profile-updates`` updates under the torch profiler: the result file records where the time
+goes (top ops by self CPU time, share in matrix multiplies).
 
     python benchmarks/td3_step.py --out benchmarks/results/td3_step_interleaved_cpu1.json
 """
@@ -28,12 +30,43 @@ from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import load_config
 from spiking_dreamer.envs import make_env
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv")
+
+
+def profile(agent: TD3, batches: list, updates: int, top: int = 15) -> dict[str, object]:
+    """Where a TD3 step's CPU time goes (torch profiler, ``updates`` updates): the ``top`` ops
+    by self time, each with its share, and the share of all matrix multiplies."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(updates):
+            agent.update(batches[i % len(batches)])
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return {
+        "updates": updates,
+        "self_cpu_ms_per_update": total / 1e3 / updates,
+        "matmul_share": sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total,
+        "top_ops": [
+            {
+                "op": e.key,
+                "calls_per_update": e.count / updates,
+                "self_ms_per_update": e.self_cpu_time_total / 1e3 / updates,
+                "share": e.self_cpu_time_total / total,
+            }
+            for e in rows
+        ],
+    }
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/halfcheetah.yaml")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--updates", type=int, default=40)
+    parser.add_argument("--profile-updates", type=int, default=200, help="0: no profile")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -103,6 +136,11 @@ def main() -> int:
             "best_popsan_over_best_mlp": ratio("popsan" + best["popsan"], "mlp" + best["mlp"]),
         },
         "best_setting": best,
+        "profile": {
+            name: profile(agent, batches, args.profile_updates)
+            for name, agent in agents.items()
+            if args.profile_updates > 0
+        },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
@@ -110,6 +148,8 @@ def main() -> int:
         print(f"{k:18} {v:7.2f} ms per TD3 step")
     for k, v in result["ratios_median_of_rounds"].items():
         print(f"{k:32} {v:.2f}")
+    for name, prof in result["profile"].items():
+        print(f"{name}: {prof['matmul_share']:.0%} of profiled CPU time in matrix multiplies")
     print(f"(medians over {args.rounds} interleaved rounds)")
     return 0
 
