@@ -149,7 +149,8 @@ def main() -> int:
             t_r = torch.as_tensor(true_r, dtype=torch.float32)
             y_real = td_target(t_next, t_r, torch.as_tensor(true_done))
             y_err = td_target(next_obs, reward - dc.penalty * u, done) - y_real
-            td_real = (y_real - critic(norm(dream_obs), action)[0]).abs()
+            t_obs = torch.as_tensor(true_obs, dtype=torch.float32)
+            td_real = (y_real - critic(norm(t_obs), action)[0]).abs()
             rows.append(
                 {
                     "h": h + 1,
