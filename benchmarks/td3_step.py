@@ -4,9 +4,10 @@ A noisy VM shifts timings between the arms of a sequential benchmark; here the a
 (``--rounds`` rounds, ``--updates`` TD3 updates per arm and round, on the same replay batch
 stream), and the ratios are computed per round, then their median is taken. One TD3 update per
 call of ``TD3.update`` (critic step every call, actor step every ``policy_delay``-th), so the mean
-time per update is the TD3 step time of ``spiking-dreamer bench``. Afterwards each arm runs
-``--profile-updates`` updates under the torch profiler: the result file records where the time
-goes (top ops by self CPU time, share in matrix multiplies).
+time per update is the TD3 step time of ``spiking-dreamer bench``. Each round also times
+``--act-calls`` actions at batch 1 per arm (median). Afterwards each arm runs
+``--profile-calls`` updates (and five times as many actions) under the torch profiler: the
+result file records where the time goes (top ops by self CPU time, share in matrix multiplies).
 
     python benchmarks/td3_step.py --out benchmarks/results/td3_step_interleaved_cpu1.json
 """
@@ -18,6 +19,8 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -33,27 +36,27 @@ from spiking_dreamer.envs import make_env
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv")
 
 
-def profile(agent: TD3, batches: list, updates: int, top: int = 15) -> dict[str, object]:
-    """Where a TD3 step's CPU time goes (torch profiler, ``updates`` updates): the ``top`` ops
-    by self time, each with its share, and the share of all matrix multiplies."""
+def profile(fn: Callable[[int], object], calls: int, top: int = 15) -> dict[str, object]:
+    """Where the CPU time of ``fn(i)``, ``i < calls``, goes (torch profiler): the ``top`` ops by
+    self time, each with its share, and the share of all matrix multiplies."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        for i in range(updates):
-            agent.update(batches[i % len(batches)])
+        for i in range(calls):
+            fn(i)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     rows = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
     return {
-        "updates": updates,
-        "self_cpu_ms_per_update": total / 1e3 / updates,
+        "calls": calls,
+        "self_cpu_ms_per_call": total / 1e3 / calls,
         "matmul_share": sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / total,
         "top_ops": [
             {
                 "op": e.key,
-                "calls_per_update": e.count / updates,
-                "self_ms_per_update": e.self_cpu_time_total / 1e3 / updates,
+                "count_per_call": e.count / calls,
+                "self_ms_per_call": e.self_cpu_time_total / 1e3 / calls,
                 "share": e.self_cpu_time_total / total,
             }
             for e in rows
@@ -61,12 +64,23 @@ def profile(agent: TD3, batches: list, updates: int, top: int = 15) -> dict[str,
     }
 
 
+def median_ms(fn: Callable[[], object], calls: int) -> float:
+    """Median wall time of one call of ``fn``, in ms."""
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/halfcheetah.yaml")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--updates", type=int, default=40)
-    parser.add_argument("--profile-updates", type=int, default=200, help="0: no profile")
+    parser.add_argument("--act-calls", type=int, default=200, help="actions timed per round")
+    parser.add_argument("--profile-calls", type=int, default=200, help="0: no profile")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -97,17 +111,24 @@ def main() -> int:
             agents[f"{kind}{'_compiled' if compiled else ''}"] = agent
     g = torch.Generator().manual_seed(0)
     batches = [buf.sample(cfg.td3.batch_size, g) for _ in range(args.updates)]
+    obs_1 = buf.obs[0].numpy()  # one raw observation: acting at batch 1
     for agent in agents.values():  # warm-up (compiles)
         for b in batches[:8]:
             agent.update(b)
+        for _ in range(20):
+            agent.act(obs_1)
 
     per_round: dict[str, list[float]] = {name: [] for name in agents}
+    act_per_round: dict[str, list[float]] = {name: [] for name in agents}
     for _ in range(args.rounds):
         for name, agent in agents.items():
             start = time.perf_counter()
             for b in batches:
                 agent.update(b)
             per_round[name].append(1e3 * (time.perf_counter() - start) / len(batches))
+            act_per_round[name].append(median_ms(partial(agent.act, obs_1), args.act_calls))
+
+    n = len(batches)
 
     def ratio(a: str, b: str) -> float:
         return statistics.median(x / y for x, y in zip(per_round[a], per_round[b], strict=True))
@@ -136,16 +157,24 @@ def main() -> int:
             "best_popsan_over_best_mlp": ratio("popsan" + best["popsan"], "mlp" + best["mlp"]),
         },
         "best_setting": best,
+        "action_batch1_ms_median": {k: statistics.median(v) for k, v in act_per_round.items()},
+        "action_batch1_ms_per_round": act_per_round,
         "profile": {
-            name: profile(agent, batches, args.profile_updates)
+            name: profile(lambda i, a=agent: a.update(batches[i % n]), args.profile_calls)
             for name, agent in agents.items()
-            if args.profile_updates > 0
+            if args.profile_calls > 0
+        },
+        "profile_action_batch1": {
+            name: profile(lambda i, a=agent: a.act(obs_1), 5 * args.profile_calls)
+            for name, agent in agents.items()
+            if args.profile_calls > 0
         },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     for k, v in result["td3_step_ms_median"].items():
-        print(f"{k:18} {v:7.2f} ms per TD3 step")
+        act = result["action_batch1_ms_median"][k]
+        print(f"{k:18} {v:7.2f} ms per TD3 step, {act:.3f} ms per action at batch 1")
     for k, v in result["ratios_median_of_rounds"].items():
         print(f"{k:32} {v:.2f}")
     for name, prof in result["profile"].items():
