@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning_curve import git_commit, machine_info, versions
 
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
+from spiking_dreamer.bench import median_ms
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import load_config
 from spiking_dreamer.envs import make_env
@@ -62,16 +63,6 @@ def profile(fn: Callable[[int], object], calls: int, top: int = 15) -> dict[str,
             for e in rows
         ],
     }
-
-
-def median_ms(fn: Callable[[], object], calls: int) -> float:
-    """Median wall time of one call of ``fn``, in ms."""
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def main() -> int:
@@ -126,7 +117,9 @@ def main() -> int:
             for b in batches:
                 agent.update(b)
             per_round[name].append(1e3 * (time.perf_counter() - start) / len(batches))
-            act_per_round[name].append(median_ms(partial(agent.act, obs_1), args.act_calls))
+            act_per_round[name].append(
+                median_ms(partial(agent.act, obs_1), args.act_calls, warmup=0)
+            )
 
     n = len(batches)
 

@@ -33,7 +33,8 @@ from spiking_dreamer.config import Config
 from spiking_dreamer.training.trainer import Trainer
 
 
-def _median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
+def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
+    """Median wall time of one call of ``fn`` in ms, over ``repeats`` calls after ``warmup``."""
     for _ in range(warmup):
         fn()
     times = []
@@ -73,7 +74,7 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     agent, buf, g = trainer.agent, trainer.buffer, trainer.sample_generator
     batch_size = trainer.cfg.td3.batch_size
     obs = buf.obs[0].cpu().numpy()
-    out = {"action_batch1_ms": _median_ms(lambda: agent.act(obs), repeats * 5)}
+    out = {"action_batch1_ms": median_ms(lambda: agent.act(obs), repeats * 5)}
     delay = agent.cfg.policy_delay
 
     def critic_only() -> None:
@@ -84,8 +85,8 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
         agent.num_updates = delay - 1  # counted as update `delay`: critic and actor step
         agent.update(buf.sample(batch_size, g))
 
-    out["critic_update_ms"] = _median_ms(critic_only, repeats)
-    out["actor_update_ms"] = _median_ms(critic_and_actor, repeats) - out["critic_update_ms"]
+    out["critic_update_ms"] = median_ms(critic_only, repeats)
+    out["actor_update_ms"] = median_ms(critic_and_actor, repeats) - out["critic_update_ms"]
     out["td3_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"] / delay
     if trainer.dreaming is not None:
         engine = trainer.dreaming
@@ -102,8 +103,8 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
             loss.backward()
             opt.step()
 
-        out["model_train_step_ms"] = _median_ms(model_step, max(repeats // 5, 3))
-        out["dream_phase_ms"] = _median_ms(
+        out["model_train_step_ms"] = median_ms(model_step, max(repeats // 5, 3))
+        out["dream_phase_ms"] = median_ms(
             lambda: engine.dreamer.phase(buf, engine.buffer, trainer.step, 1),
             max(repeats // 20, 3),
             warmup=1,
