@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -36,54 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.report import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine_info() -> dict[str, object]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "gpu": None}
-
-
-def versions() -> dict[str, str]:
-    import gymnasium
-    import mujoco
-    import torch
-
-    import spiking_dreamer
-
-    return {
-        "spiking_dreamer": spiking_dreamer.__version__,
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "mujoco": mujoco.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return out + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def read_run(run_dir: Path) -> dict[str, object]:

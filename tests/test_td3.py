@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -161,3 +162,39 @@ def test_compiled_update_matches_eager() -> None:
             getattr(eager, net).parameters(), getattr(compiled, net).parameters(), strict=True
         ):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_update_matches_cpu_and_never_waits_for_the_device() -> None:
+    """The same updates on CUDA give the CPU's parameters (float tolerance), and no update
+    blocks the host on the device (sync debug mode reports every such wait)."""
+    from spiking_dreamer.agent import TD3
+
+    cfg = TD3Config(target_noise=0.0, policy_delay=2)
+    cpu = tiny_td3(td3=cfg)
+    cuda = torch.device("cuda")
+    gpu = TD3(
+        copy.deepcopy(cpu.actor).to(cuda),
+        copy.deepcopy(cpu.critic).to(cuda),
+        cfg,
+        torch.Generator(cuda).manual_seed(0),
+    )
+    batches = [_batch(seed=s) for s in range(4)]
+    on_device = [Batch(*(x.to(cuda) for x in b)) for b in batches]
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for b in on_device:
+                gpu.update(b)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    waits = [f"{w.filename}:{w.lineno}" for w in caught if "a synchronizing" in str(w.message)]
+    assert not waits, waits
+    for b in batches:
+        cpu.update(b)
+    for name in ("actor", "critic", "actor_target", "critic_target"):
+        want = getattr(cpu, name).state_dict()
+        for key, value in getattr(gpu, name).state_dict().items():
+            torch.testing.assert_close(value.cpu(), want[key], rtol=1e-4, atol=1e-5, msg=key)

@@ -12,6 +12,7 @@ import torch
 
 from spiking_dreamer.cli import main
 from spiking_dreamer.config import load_config
+from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.training.trainer import RunDirError, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,3 +266,27 @@ def test_bench_measures_every_arm_and_writes_json(tmp_path: Path) -> None:
     assert {"action_batch1_ms", "critic_update_ms", "actor_update_ms"} <= set(parts["baseline"])
     assert {"model_train_step_ms", "dream_phase_ms"} <= set(parts["dreaming"])
     assert result["threads"] == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_dreaming_run_on_cuda_keeps_everything_on_the_device(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, "cuda", "train.total_steps=300", "train.device=cuda")
+    trainer.run()
+    engine = trainer.dreaming
+    assert engine is not None
+    assert engine.active
+    tensors = {
+        "replay": trainer.buffer.obs,
+        "dreams": engine.buffer.obs,
+        "actor": next(trainer.actor.parameters()),
+        "critic": next(trainer.critic.parameters()),
+        "model": next(engine.model.parameters()),
+        "model normaliser": engine.model.input_normalizer.mean,
+        "obs normaliser": trainer.actor.obs_normalizer.mean,
+    }
+    for name, t in tensors.items():
+        assert t.device.type == "cuda", name
+    n = len(engine.buffer)
+    assert torch.isfinite(engine.buffer.reward[:n]).all()
+    actor, _ = load_actor(tmp_path / "cuda" / "checkpoints" / "last.pt", "cpu")
+    assert next(actor.parameters()).device.type == "cpu"

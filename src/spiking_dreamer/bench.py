@@ -17,9 +17,7 @@ With ``compile=True`` every loop and part is measured a second time with ``train
 
 from __future__ import annotations
 
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,19 +26,28 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer import __version__
 from spiking_dreamer.config import Config
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.training.trainer import Trainer
 
 
+def _sync() -> None:
+    """Wait for queued GPU work, so that host clocks time what the device did."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
-    """Median wall time of one call of ``fn`` in ms, over ``repeats`` calls after ``warmup``."""
+    """Median wall time of one call of ``fn`` in ms, over ``repeats`` calls after ``warmup``
+    (GPU work included: the device is synchronised around each call)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
 
@@ -63,9 +70,11 @@ def loop_steps_per_s(trainer: Trainer, warmup: int, steps: int, settle: int = 25
     trainer.begin()
     while trainer.step < warmup + settle:
         trainer.advance()
+    _sync()
     start = time.perf_counter()
     for _ in range(steps):
         trainer.advance()
+    _sync()
     return steps / (time.perf_counter() - start)
 
 
@@ -112,15 +121,6 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     return out
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def run_bench(
     cfg: Config, warmup: int = 2000, steps: int = 1000, repeats: int = 100, compile: bool = False
 ) -> dict:
@@ -159,8 +159,8 @@ def run_bench(
         "env": cfg.env.id,
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": {"spiking_dreamer": __version__, "torch": str(torch.__version__)},
-        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "versions": versions(),
+        "machine": machine_info(),
         "threads": torch.get_num_threads(),
         "device": cfg.train.device,
         "warmup_steps": warmup,

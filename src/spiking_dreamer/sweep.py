@@ -32,10 +32,8 @@ import dataclasses
 import fcntl
 import json
 import os
-import platform
 import shlex
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -47,6 +45,7 @@ from typing import Any, TextIO
 import yaml
 
 from spiking_dreamer.config import ConfigError, config_from_dict, load_config
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 
 ARMS = ("dreaming", "baseline")
 STATUSES = ("pending", "running", "done", "failed")
@@ -329,52 +328,6 @@ def run_one(
             with contextlib.suppress(OSError):
                 Path(status_file).unlink()
     return result
-
-
-# ----------------------------------------------------------------------------- provenance
-
-
-def git_commit(root: Path | None = None) -> str:
-    """``HEAD`` of the checkout this package runs from (``-dirty`` with tracked changes), or
-    ``unknown``. Takes no git locks (``GIT_OPTIONAL_LOCKS=0``)."""
-    root = root or Path(__file__).resolve().parents[2]
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
-    try:
-        run = {"cwd": root, "capture_output": True, "text": True, "check": True, "env": env}
-        out = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], **run
-        ).stdout.strip()
-        return out + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, platform and host name of the driver's machine."""
-    cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "host": socket.gethostname(),
-    }
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries a result depends on."""
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("spiking-dreamer", "torch", "gymnasium", "mujoco", "ray"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[name] = md.version(name)
-    return out
 
 
 # ----------------------------------------------------------------------------- the driver

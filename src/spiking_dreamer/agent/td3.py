@@ -80,8 +80,11 @@ class TD3:
         """Use ``torch.compile`` for acting (batch 1) and for every network forward of the
         update (actor loss, TD target, critic loss); the hand-written spiking backward is traced
         and fused too. Same parameters and maths, far fewer kernel launches; compiling costs
-        tens of seconds once per batch shape."""
-        self._policy = torch.compile(self.actor, dynamic=False)
+        tens of seconds once per batch shape. On CUDA, acting also replays a CUDA graph
+        (``reduce-overhead``): a batch-1 forward is launch-bound there."""
+        on_cuda = self.actor.action_scale.device.type == "cuda"
+        mode = "reduce-overhead" if on_cuda else None
+        self._policy = torch.compile(self.actor, dynamic=False, mode=mode)
         self._actor_fn = torch.compile(self.actor, dynamic=False)
         self._target_actor_fn = torch.compile(self.actor_target, dynamic=False)
         self._critic_fn = torch.compile(self.critic, dynamic=False)

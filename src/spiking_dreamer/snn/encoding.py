@@ -81,9 +81,7 @@ class PopulationEncoder(nn.Module):
             spikes = regular_spikes(act, time_steps)
         if torch.is_grad_enabled() and act.requires_grad:
             # Straight-through: ds_t/dA = dv_t/dA, constant in A (see regular_spike_grads).
-            grads = torch.tensor(
-                regular_spike_grads(time_steps), dtype=act.dtype, device=act.device
-            )
+            grads = regular_spike_grads(time_steps, act.dtype, act.device)
             spikes = spikes + (act - act.detach()).unsqueeze(0) * grads.view(-1, *[1] * act.dim())
         return spikes
 
@@ -100,13 +98,15 @@ def regular_spikes(act: Tensor, time_steps: int) -> Tensor:
     return spikes
 
 
-def regular_spike_grads(time_steps: int) -> list[float]:
-    """``ds_t/dA`` of the regular encoder under PopSAN's straight-through gradient.
+def regular_spike_grads(
+    time_steps: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> Tensor:
+    """``ds_t/dA`` ``[T]`` of the regular encoder under PopSAN's straight-through gradient.
 
-    With ``ds_t/dv_t = 1``: ``dv_1/dA = 1`` and ``dv_{t+1}/dA = (1 - 0.999) dv_t/dA + 1``.
+    With ``ds_t/dv_t = 1``: ``dv_1/dA = 1`` and ``dv_{t+1}/dA = c dv_t/dA + 1`` with
+    ``c = 1 - 0.999``, i.e. ``dv_t/dA = (1 - c^t) / (1 - c)``. Built on ``device`` (a copy
+    from the host would make a CUDA forward wait for the device).
     """
-    grads, g = [], 0.0
-    for _ in range(time_steps):
-        g = g * (1.0 - ENCODER_THRESHOLD) + 1.0
-        grads.append(g)
-    return grads
+    c = 1.0 - ENCODER_THRESHOLD
+    t = torch.arange(1, time_steps + 1, dtype=dtype, device=device)
+    return (1.0 - torch.pow(c, t)) / (1.0 - c)

@@ -21,6 +21,7 @@ from torch.torch_version import TorchVersion
 from spiking_dreamer import __version__
 from spiking_dreamer.agent import Actor, build_actor
 from spiking_dreamer.config import Config, ConfigError, config_from_dict
+from spiking_dreamer.provenance import versions
 
 ACTOR_FORMAT = "spiking-dreamer/actor"
 STATE_FORMAT = "spiking-dreamer/training-state"
@@ -29,20 +30,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, of another kind or incompatible."""
-
-
-def library_versions() -> dict[str, str]:
-    import gymnasium
-    import mujoco
-    import numpy
-
-    return {  # plain strings: torch.__version__ is a TorchVersion, which weights_only refuses
-        "spiking_dreamer": __version__,
-        "torch": str(torch.__version__),
-        "gymnasium": str(gymnasium.__version__),
-        "mujoco": str(mujoco.__version__),
-        "numpy": str(numpy.__version__),
-    }
 
 
 def atomic_torch_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
@@ -76,7 +63,7 @@ def actor_checkpoint(
     return {
         "format": ACTOR_FORMAT,
         "format_version": FORMAT_VERSION,
-        "versions": library_versions(),
+        "versions": versions(),
         "config": cfg.to_dict(),
         "env": {
             "id": env_id,

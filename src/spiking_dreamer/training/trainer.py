@@ -34,13 +34,13 @@ from spiking_dreamer.config import (
 )
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
+from spiking_dreamer.provenance import versions
 from spiking_dreamer.training.checkpoint import (
     FORMAT_VERSION,
     STATE_FORMAT,
     CheckpointError,
     actor_checkpoint,
     atomic_torch_save,
-    library_versions,
     load_state_file,
     read_state,
     save_state_file,
@@ -401,7 +401,7 @@ class Trainer:
         return {
             "format": STATE_FORMAT,
             "format_version": FORMAT_VERSION,
-            "versions": library_versions(),
+            "versions": versions(),
             "config": self.cfg.to_dict(),
             "env": {"id": self.env_id, "obs_dim": self.obs_dim, "act_dim": self.act_dim},
             "counters": {
