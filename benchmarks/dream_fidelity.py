@@ -65,6 +65,11 @@ def main() -> int:
     parser.add_argument("--starts", type=int, default=256)
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--transition",
+        choices=["sample", "elite_mean"],
+        help="dreaming.transition to dream with (default: the run's)",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -83,6 +88,8 @@ def main() -> int:
             return 2
         state = found[0]
     cfg = config_from_dict(state["config"], f"{ckpt} (stored config)")
+    if args.transition:
+        cfg = cfg.replace(dreaming={"transition": args.transition})
     if state["dreaming"] is None:
         print(f"{args.run} is not a dreaming run", file=sys.stderr)
         return 2

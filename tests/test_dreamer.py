@@ -301,6 +301,22 @@ def test_gaussian_head_max_std_filter_and_sampling(threshold: float, accepted: i
         assert (data.next_obs[:, 0] - data.obs[:, 0]).abs().max() < 2.0 * 6
 
 
+def test_elite_mean_transition_averages_the_elites_without_sampling() -> None:
+    # elites at offsets -1 and +3 (mean +1); the non-elite's 7 must not enter the mean; the
+    # Gaussian head's log-variances must not add noise
+    sigma = torch.tensor([[0.5, 0.5, 0.5], [10.0, 10.0, 10.0], [1.0, 2.0, 2.0]])
+    model = FakeModel(offsets=(-1.0, 7.0, 3.0), logvar=2 * sigma.log())
+    cfg = dcfg(rollout_batch=16, horizon=2, transition="elite_mean")
+    _, dreams, _, _ = run_phase(cfg, [1.0, -2.0, 0.5], model)
+    data = stored(dreams)
+    key = data.obs[:, 0]
+    assert len(dreams) == 32
+    assert torch.equal(data.next_obs[:, 0], key)
+    assert torch.equal(data.next_obs[:, 1] - data.obs[:, 1], key)
+    assert torch.equal(data.reward, 10.0 + key)
+    assert DreamingConfig().transition == "sample"  # the seed's (MBPO's) default
+
+
 def test_rejected_branch_never_reappears() -> None:
     # keys 3 (u = 4.5) pass step 0 (threshold 5) and fail step 1 (threshold 2.5); key 1 passes all
     cfg = dcfg(rollout_batch=16, horizon=4, threshold=5.0, threshold_decay=0.5)

@@ -261,6 +261,11 @@ class DreamingConfig:
     uncertainty_members: Literal["all", "elites"] = "all"
     """Members the uncertainty is computed over: ``all`` (MOPO's convention; ranks errors better
     in the world-model benchmark) or only the ``elites`` that supply the transitions."""
+    transition: Literal["sample", "elite_mean"] = "sample"
+    """Where a dream transition comes from: ``sample``, one random elite per transition,
+    sampling its Gaussian for a Gaussian head (MBPO's TS1; the seed's); ``elite_mean``, the
+    mean of the elites' predicted means (no sampling: smaller TD-target error in
+    ``benchmarks/dream_fidelity.py``, but no model noise in the dreams)."""
     penalty: float = 1.0
     """MOPO penalty: stored reward is ``r - penalty * u``."""
     exploration_noise: float = 0.1

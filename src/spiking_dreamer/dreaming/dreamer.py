@@ -10,8 +10,9 @@ One dream phase:
    observation pipeline cannot differ), Gaussian exploration noise is added and the actions are
    clipped to the env's real bounds; the ensemble predicts every member's next state and reward;
    a random elite per transition supplies the transition (sampling its Gaussian for a Gaussian
-   head); the uncertainty ``u`` is computed over all members (MOPO) or only the elites
-   (``uncertainty_members``; see :func:`uncertainty`);
+   head; with ``transition: elite_mean`` the elites' mean prediction does); the uncertainty
+   ``u`` is computed over all members (MOPO) or only the elites (``uncertainty_members``; see
+   :func:`uncertainty`);
 3. a transition is kept iff ``u <= threshold * threshold_decay**h`` and every value is finite;
    a rejected transition ends its branch, as does termination (the env's termination function);
 4. kept transitions go to the dream buffer with reward ``r - penalty * u``;
@@ -98,7 +99,8 @@ class Dreamer:
 
     def imagine_step(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """One imagined step from raw states ``obs`` ``[N, O]``: the actor's noisy, clipped
-        action ``[N, A]``, a random elite's next state ``[N, O]`` and reward ``[N]``, the
+        action ``[N, A]``, the next state ``[N, O]`` and reward ``[N]`` of a random elite (or
+        the elites' mean, ``transition: elite_mean``), the
         uncertainty ``[N]`` and the termination flags ``[N]`` (nothing is filtered here)."""
         cfg, g, actor, model = self.cfg, self.generator, self.actor, self.model
         action = actor(obs)
@@ -111,14 +113,19 @@ class Dreamer:
         if cfg.uncertainty_members == "all":
             members = torch.arange(model.ensemble_size, device=obs.device)
         u = uncertainty(pred, members, cfg.uncertainty)
-        n = obs.shape[0]
-        pick = model.elites[torch.randint(len(model.elites), (n,), generator=g, device=obs.device)]
-        rows = torch.arange(n, device=obs.device)
-        z = pred.mean[pick, rows]  # one random elite per transition (TS1)
-        if pred.logvar is not None:  # sample that member's Gaussian
-            z = z + torch.randn(z.shape, generator=g, device=obs.device) * torch.exp(
-                0.5 * pred.logvar[pick, rows]
-            )
+        if cfg.transition == "elite_mean":
+            z = pred.mean[model.elites].mean(0)
+        else:  # one random elite per transition (TS1)
+            n = obs.shape[0]
+            pick = model.elites[
+                torch.randint(len(model.elites), (n,), generator=g, device=obs.device)
+            ]
+            rows = torch.arange(n, device=obs.device)
+            z = pred.mean[pick, rows]
+            if pred.logvar is not None:  # sample that member's Gaussian
+                z = z + torch.randn(z.shape, generator=g, device=obs.device) * torch.exp(
+                    0.5 * pred.logvar[pick, rows]
+                )
         raw = model.target_normalizer.denormalize(z)
         next_obs, reward = obs + raw[:, :-1], raw[:, -1]
         terminated = self.termination_fn(obs, action, next_obs)

@@ -100,6 +100,8 @@ FORK_KEYS = (
     "dreaming.min_accept_quantile",
     "dreaming.calibrate_threshold",
     "dreaming.uncertainty",
+    "dreaming.uncertainty_members",
+    "dreaming.transition",
     "dreaming.penalty",
     "dreaming.exploration_noise",
     "dreaming.real_ratio",
