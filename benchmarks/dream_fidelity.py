@@ -34,9 +34,6 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curve import git_commit, machine_info, versions
 from world_model import spearman
 
 from spiking_dreamer.agent import TwinQCritic, build_actor
@@ -44,6 +41,7 @@ from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import config_from_dict
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.training.checkpoint import load_state_file, read_state
 
 

@@ -19,11 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curve import git_commit, machine_info, versions
-
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.export import collect_observations, energy_report
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.training.checkpoint import load_actor
 
 

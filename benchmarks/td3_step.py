@@ -25,14 +25,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curve import git_commit, machine_info, versions
-
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import load_config
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv")
 

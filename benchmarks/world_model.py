@@ -29,13 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from learning_curve import git_commit, machine_info, versions
-
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import WorldModelConfig
 from spiking_dreamer.dreaming import uncertainty
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.world_model import (
     EnsembleDynamicsModel,
