@@ -128,6 +128,21 @@ def test_act_with_noise_stays_in_bounds_and_is_reproducible() -> None:
         agent.act(obs, None, noise=0.1)
 
 
+def test_act_is_the_actor_on_any_observation_dtype_and_never_aliases() -> None:
+    agent = tiny_td3()
+    agent.actor.obs_normalizer.update(torch.randn(50, 3) * 4 + 2)
+    rng = np.random.default_rng(1)
+    obs = [rng.normal(size=3) * 3 for _ in range(4)]
+    actions = [agent.act(o) for o in obs]
+    for o, a in zip(obs, actions, strict=True):
+        with torch.no_grad():
+            want = agent.actor(torch.as_tensor(o, dtype=torch.float32)[None])[0].numpy()
+        assert np.array_equal(a, want)
+        assert np.array_equal(agent.act(o.astype(np.float32)), want)
+        assert np.array_equal(agent.act(o.tolist()), want)
+    assert not any(np.shares_memory(a, b) for a in actions for b in actions if a is not b)
+
+
 def test_firing_rate_penalty_lowers_activity() -> None:
     """With a large activity penalty the actor update drives firing rates down."""
     from spiking_dreamer.agent.regularization import firing_rate_penalty

@@ -72,6 +72,7 @@ class TD3:
         self._critic_fn: nn.Module = critic
         self._target_critic_fn: nn.Module = self.critic_target
         self._actor_loss = torch.zeros(())
+        self._act_input: Tensor | None = None  # act()'s preallocated [1, O] input
         self._half_range = actor.action_scale.cpu().numpy()
         self._low = (actor.action_bias - actor.action_scale).cpu().numpy()
         self._high = (actor.action_bias + actor.action_scale).cpu().numpy()
@@ -94,9 +95,14 @@ class TD3:
     def act(
         self, obs: np.ndarray, rng: np.random.Generator | None = None, noise: float = 0.0
     ) -> np.ndarray:
-        """Action for one raw observation ``[O]``; Gaussian noise ``noise * half-range`` if set."""
-        device = self.actor.action_scale.device
-        x = torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0)
+        """Action for one raw observation ``[O]``; Gaussian noise ``noise * half-range`` if set.
+
+        The observation is copied into one preallocated ``[1, O]`` tensor: the compiled policy
+        sees the same input every call (cheaper than a new tensor per step)."""
+        x, device = self._act_input, self.actor.action_scale.device
+        if x is None or x.device != device:
+            x = self._act_input = torch.empty(1, self.actor.obs_dim, device=device)
+        x.copy_(torch.from_numpy(np.asarray(obs))[None])
         action = self._policy(x)[0].cpu().numpy()
         if noise > 0:
             if rng is None:
