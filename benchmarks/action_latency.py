@@ -20,7 +20,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.config import load_config
 from spiking_dreamer.envs import make_env
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 
 
 def main() -> int:
@@ -99,12 +98,7 @@ def main() -> int:
             per_round[name].append(median_ms(fn, args.calls, warmup=0))
     medians = {k: statistics.median(v) for k, v in per_round.items()}
     result = {
-        "benchmark": "action_latency_batch1",
-        "command": " ".join([sys.executable, *sys.argv]),
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**machine_info(), "threads": 1},
-        "versions": versions(),
+        **result_header("action_latency_batch1", threads=1),
         "env": cfg.env.id,
         "median_ms": medians,
         "per_round_ms": per_round,

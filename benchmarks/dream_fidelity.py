@@ -41,7 +41,7 @@ from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import config_from_dict
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_state_file, read_state
 
 
@@ -183,11 +183,7 @@ def main() -> int:
             dream_obs, true_obs = next_obs, true_next
 
     result = {
-        "benchmark": "dream_fidelity",
-        "command": " ".join([sys.executable, *sys.argv]),
-        "commit": git_commit(),
-        "machine": machine_info(),
-        "versions": versions(),
+        **result_header("dream_fidelity"),
         "run": args.run,
         "state_step": state["counters"]["step"],
         "model_version": state["dreaming"]["version"],

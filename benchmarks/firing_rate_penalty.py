@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.export import collect_observations, energy_report
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_actor
 
 
@@ -65,12 +64,7 @@ def main() -> int:
         for c, rs in sorted(by_coef.items())
     }
     out = {
-        "benchmark": "firing_rate_penalty",
-        "command": " ".join([sys.executable, *sys.argv]),
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine_info(),
-        "versions": versions(),
+        **result_header("firing_rate_penalty"),
         "runs": rows,
         "summary": summary,
     }

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import bootstrap_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,8 +127,8 @@ def main() -> int:
     run_dirs = {s: ROOT / args.run_root / f"{cfg_name}_{arm}_{args.steps}_s{s}" for s in args.seeds}
     if args.fork_from and args.fork_step is None:
         parser.error("--fork-from needs --fork-step")
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    commit = git_commit()  # the code the runs start with, not what is checked out at the end
+    # the code the runs start with, not what is checked out at the end
+    header = result_header("learning_curve", threads_per_run=1, parallel_runs=args.jobs)
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
     if not args.collect:
         pending = list(args.seeds)
@@ -168,12 +167,7 @@ def main() -> int:
         print("no runs found", file=sys.stderr)
         return 1
     result = {
-        "benchmark": "learning_curve",
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
-        "commit": commit,
-        "date": started,
-        "machine": {**machine_info(), "threads_per_run": 1, "parallel_runs": args.jobs},
-        "versions": versions(),
+        **header,
         "protocol": "shared/reference/protocol.md: eval every 5k steps, 10 deterministic episodes",
         "config": args.config,
         "arm": args.arm,

@@ -30,7 +30,7 @@ from spiking_dreamer.bench import median_ms
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import load_config
 from spiking_dreamer.envs import make_env
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv")
 
@@ -129,12 +129,7 @@ def main() -> int:
         for k in ("mlp", "popsan")
     }
     result = {
-        "benchmark": "td3_step_interleaved",
-        "command": " ".join([sys.executable, *sys.argv]),
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**machine_info(), "threads": 1},
-        "versions": versions(),
+        **result_header("td3_step_interleaved", threads=1),
         "env": cfg.env.id,
         "batch_size": cfg.td3.batch_size,
         "rounds": args.rounds,

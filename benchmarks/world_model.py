@@ -33,7 +33,7 @@ from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import WorldModelConfig
 from spiking_dreamer.dreaming import uncertainty
 from spiking_dreamer.envs import make_env
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.world_model import (
     EnsembleDynamicsModel,
@@ -186,12 +186,7 @@ def main() -> int:
         "goal_spearman_ge_0_5": snn["spearman_uncertainty_error"] >= 0.5,
     }
     out = {
-        "benchmark": "world_model",
-        "command": " ".join([sys.executable, *sys.argv]),
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {**machine_info(), "threads": args.threads},
-        "versions": versions(),
+        **result_header("world_model", threads=args.threads),
         "data": {
             "env": "HalfCheetah-v5",
             "episodes": args.episodes,

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from spiking_dreamer.config import Config
-from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
 
 
@@ -155,12 +155,8 @@ def run_bench(
         }
         ratios["popsan_over_mlp_td3_step_best"] = best["baseline"] / best["mlp"]
     return {
-        "benchmark": "throughput",
+        **result_header("throughput"),
         "env": cfg.env.id,
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "versions": versions(),
-        "machine": machine_info(),
         "threads": torch.get_num_threads(),
         "device": cfg.train.device,
         "warmup_steps": warmup,

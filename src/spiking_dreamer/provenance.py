@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shlex
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,4 +72,17 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_initialized() else None,
+    }
+
+
+def result_header(benchmark: str, **machine: Any) -> dict[str, Any]:
+    """The fields every result file starts with: the benchmark's name, the command that ran it,
+    commit, date, machine (``machine`` adds fields, e.g. ``threads=1``) and versions."""
+    return {
+        "benchmark": benchmark,
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {**machine_info(), **machine},
+        "versions": versions(),
     }
