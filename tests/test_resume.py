@@ -125,6 +125,11 @@ def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
     assert state["counters"]["step"] < STEPS
     trainer = Trainer.resume(run)
     assert trainer.step == state["counters"]["step"]
+    assert not trainer.cfg.log.progress  # stored by --no-progress
+    trainer.close()
+    trainer = Trainer.resume(run, progress=True)  # the display may change, nothing else
+    assert trainer.cfg.log.progress
+    assert trainer.cfg.td3 == load_config(ROOT / "configs/halfcheetah.yaml", ARGS).td3
     trainer.close()
 
 
@@ -152,8 +157,9 @@ def test_resume_refuses_other_flags_and_missing_runs(
 
     assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
     assert "no run directory" in capsys.readouterr().err
-    assert main(["train", "--resume", str(tmp_path), "--seed", "3"]) == 2
-    assert "drop other flags" in capsys.readouterr().err
+    for flag in (["--seed", "3"], ["--no-dreaming"], ["--set", "td3.batch_size=64"]):
+        assert main(["train", "--resume", str(tmp_path), *flag]) == 2
+        assert "drop other flags" in capsys.readouterr().err
 
 
 def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:

@@ -44,10 +44,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = trainer.run_dir
         print(f"forked {args.fork} at step {trainer.step} into {run_dir}", file=sys.stderr)
     elif args.resume:
+        # --no-progress only changes the display, so it is the one flag a resume takes
         others = [*args.set, *_train_overrides(args), args.config, args.run_dir]
-        if any(o is not None and o != "dreaming.enabled=false" for o in others):
+        if any(o is not None and o != "log.progress=false" for o in others):
             raise ConfigError("--resume continues with the run's stored config; drop other flags")
-        trainer = Trainer.resume(args.resume)
+        trainer = Trainer.resume(args.resume, progress=False if args.no_progress else None)
         run_dir = trainer.run_dir
         print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
     else:

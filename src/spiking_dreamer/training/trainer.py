@@ -224,8 +224,9 @@ class Trainer:
         )
 
     @classmethod
-    def resume(cls, run_dir: str | Path) -> Trainer:
-        """Continue the run in ``run_dir`` from its newest verifiable training state."""
+    def resume(cls, run_dir: str | Path, progress: bool | None = None) -> Trainer:
+        """Continue the run in ``run_dir`` from its newest verifiable training state;
+        ``progress`` overrides the stored ``log.progress`` (display only)."""
         run_dir = Path(run_dir)
         path = run_dir / "checkpoints" / "state.pt"
         if not run_dir.is_dir():
@@ -233,7 +234,10 @@ class Trainer:
         state, used, problems = load_state_file(path)
         for problem in problems:
             print(f"warning: {problem}; using {used}")
-        cfg = config_from_dict(state["config"], f"{used} (stored config)")
+        stored = state["config"]
+        if progress is not None:
+            stored = apply_overrides(stored, [f"log.progress={str(progress).lower()}"])
+        cfg = config_from_dict(stored, f"{used} (stored config)")
         return cls(cfg, run_dir, resume=state)
 
     @classmethod
