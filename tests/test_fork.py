@@ -62,6 +62,32 @@ def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_p
     assert (parent / "eval.jsonl").read_text() == before
 
 
+def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
+    tmp_path: Path,
+) -> None:
+    """The learning benchmark's variants fork the dreaming runs' state at 50K, the first dream
+    phase: this is why each one is the same run as a dreaming arm started with its settings."""
+    base = [*ARGS, "dreaming.start_step=550"]  # first dream phase after the fork step
+    changes = ["dreaming.horizon=1", "dreaming.updates_per_step=3", "dreaming.real_ratio=0.6667"]
+    changes.append("dreaming.transition=elite_mean")
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", base)
+    Trainer(cfg, tmp_path / "parent").run()
+    Trainer.fork(tmp_path / "parent", tmp_path / "child", changes, step=STEPS - 100).run()
+    scratch = load_config(ROOT / "configs/halfcheetah.yaml", [*base, *changes])
+    Trainer(scratch, tmp_path / "scratch").run()
+    a, b = _final_state(tmp_path / "scratch"), _final_state(tmp_path / "child")
+    assert b["dreaming"]["buffer"]["size"] > 0
+    parent = _final_state(tmp_path / "parent")  # its dream phase ran 1 update per step
+    assert a["counters"]["num_updates"] > parent["counters"]["num_updates"]
+    for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
+        _assert_same(a[key], b[key], key)
+    _assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    _assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+    ev_a = _records(tmp_path / "scratch" / "eval.jsonl")
+    ev_b = _records(tmp_path / "child" / "eval.jsonl")
+    assert [(e["step"], e["returns"]) for e in ev_a] == [(e["step"], e["returns"]) for e in ev_b]
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
