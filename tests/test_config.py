@@ -19,10 +19,20 @@ def test_default_yaml_lists_every_key_with_the_dataclass_defaults() -> None:
     assert data == Config().to_dict()
 
 
-@pytest.mark.parametrize("name", ["default", "halfcheetah", "ant", "hopper", "walker2d"])
-def test_shipped_configs_load(name: str) -> None:
-    cfg = load_config(CONFIGS / f"{name}.yaml")
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_load(path: Path) -> None:
+    cfg = load_config(path)
     assert isinstance(cfg, Config)
+
+
+def test_one_step_dreams_config_is_the_benchmark_variant() -> None:
+    cfg = load_config(CONFIGS / "halfcheetah_one_step_dreams.yaml")
+    seed = load_config(CONFIGS / "halfcheetah.yaml")
+    assert (cfg.dreaming.horizon, cfg.dreaming.transition) == (1, "elite_mean")
+    assert (cfg.dreaming.updates_per_step, cfg.dreaming.real_ratio) == (3, 0.6667)
+    assert cfg.dreaming.start_step == seed.dreaming.start_step
+    for part in ("env", "td3", "actor", "critic", "world_model", "train"):
+        assert getattr(cfg, part) == getattr(seed, part), part
 
 
 def test_env_files_override_the_base() -> None:
