@@ -176,6 +176,25 @@ def test_same_seed_gives_identical_first_updates(tmp_path: Path) -> None:
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
 
 
+def test_dreaming_arm_equals_the_baseline_until_its_first_dream_phase(tmp_path: Path) -> None:
+    """The world model trains on its own RNG streams, so the arms of a comparison are paired:
+    identical policies, buffers and evaluations until dreams first enter a TD3 batch."""
+    steps = ["train.total_steps=300", "world_model.train_every=50"]
+    runs = {}
+    for name, arm in (("base", "dreaming.enabled=false"), ("dream", "dreaming.start_step=10000")):
+        t = _trainer(tmp_path, name, *steps, arm)
+        t.run()
+        evals = (tmp_path / name / "eval.jsonl").read_text().splitlines()
+        runs[name] = (t, [json.loads(e)["returns"] for e in evals])
+    (base, base_evals), (dream, dream_evals) = runs["base"], runs["dream"]
+    assert dream.dreaming is not None
+    assert dream.dreaming.model_trainer.version > 0  # the world model did train
+    assert base_evals == dream_evals
+    for net in ("actor", "critic"):
+        pairs = zip(getattr(base, net).parameters(), getattr(dream, net).parameters(), strict=True)
+        assert all(torch.equal(x, y) for x, y in pairs), net
+
+
 def test_existing_run_dir_is_never_overwritten(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
