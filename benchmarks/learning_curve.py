@@ -9,6 +9,8 @@ versions, per-seed eval curves and aggregates (mean and 95% bootstrap CI across 
         --out benchmarks/results/halfcheetah_baseline_100k.json
 
 ``--collect`` only aggregates existing run directories (e.g. while the runs are still going).
+Run again with the same arguments, it keeps finished runs and resumes stopped ones from their
+last saved training state (``spiking-dreamer train --resume``), so a benchmark can span sessions.
 
 ``--fork-from NAME --fork-step N`` starts each seed from the training state that run
 ``<run-root>/NAME_s<seed>`` saved at env step ``N`` (waiting for it if that run is still going),
@@ -39,7 +41,18 @@ from spiking_dreamer.report import bootstrap_ci
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_run(run_dir: Path) -> dict[str, object]:
+def finished(run_dir: Path, total_steps: int) -> bool:
+    """Whether the run reached ``total_steps`` (a run stopped early also writes a summary)."""
+    summary = run_dir / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["steps"] >= total_steps
+
+
+def resumable(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a training state to continue from."""
+    return (run_dir / "checkpoints" / "state.pt").exists()
+
+
+def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
     evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
@@ -52,7 +65,7 @@ def read_run(run_dir: Path) -> dict[str, object]:
                 sps = rec["time/env_steps_per_s"]
     return {
         "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
-        "finished": summary is not None,
+        "finished": finished(run_dir, total_steps),
         "steps": [e["step"] for e in evals],
         "return_mean": [e["return_mean"] for e in evals],
         "return_std": [e["return_std"] for e in evals],
@@ -131,16 +144,23 @@ def main() -> int:
     header = result_header("learning_curve", threads_per_run=1, parallel_runs=args.jobs)
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
     if not args.collect:
-        pending = list(args.seeds)
+        pending = [s for s in args.seeds if not finished(run_dirs[s], args.steps)]
         procs: dict[int, subprocess.Popen] = {}
         while pending or procs:
             while pending and len(procs) < args.jobs:
-                ready = [s for s in pending if parent_ready(args, s)]
+                ready = [s for s in pending if resumable(run_dirs[s]) or parent_ready(args, s)]
                 if not ready:
                     break
                 s = ready[0]
                 pending.remove(s)
                 cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
+                log_path = ROOT / args.run_root / f"{run_dirs[s].name}.log"
+                if resumable(run_dirs[s]):
+                    cmd += ["--resume", str(run_dirs[s]), "--no-progress"]
+                    procs[s] = subprocess.Popen(
+                        cmd, cwd=ROOT, stdout=log_path.open("a"), stderr=subprocess.STDOUT
+                    )
+                    continue
                 cmd += ["--run-dir", str(run_dirs[s]), "--no-progress", "--set", "train.threads=1"]
                 if args.fork_from:
                     parent = ROOT / args.run_root / f"{args.fork_from}_s{s}"
@@ -153,7 +173,7 @@ def main() -> int:
                     cmd.append("--no-dreaming")
                 for o in args.set:
                     cmd += ["--set", o]
-                log = (ROOT / args.run_root / f"{run_dirs[s].name}.log").open("w")
+                log = log_path.open("w")
                 procs[s] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             time.sleep(5)
             for s, p in list(procs.items()):
@@ -162,7 +182,7 @@ def main() -> int:
                         print(f"seed {s} failed with exit code {p.returncode}", file=sys.stderr)
                     del procs[s]
 
-    runs = {s: read_run(d) for s, d in run_dirs.items() if (d / "eval.jsonl").exists()}
+    runs = {s: read_run(d, args.steps) for s, d in run_dirs.items() if (d / "eval.jsonl").exists()}
     if not runs:
         print("no runs found", file=sys.stderr)
         return 1
