@@ -37,6 +37,7 @@ import numpy as np
 
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import bootstrap_ci
+from spiking_dreamer.training.checkpoint import has_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,11 +46,6 @@ def finished(run_dir: Path, total_steps: int) -> bool:
     """Whether the run reached ``total_steps`` (a run stopped early also writes a summary)."""
     summary = run_dir / "summary.json"
     return summary.exists() and json.loads(summary.read_text())["steps"] >= total_steps
-
-
-def resumable(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds a training state to continue from."""
-    return (run_dir / "checkpoints" / "state.pt").exists()
 
 
 def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
@@ -148,14 +144,16 @@ def main() -> int:
         procs: dict[int, subprocess.Popen] = {}
         while pending or procs:
             while pending and len(procs) < args.jobs:
-                ready = [s for s in pending if resumable(run_dirs[s]) or parent_ready(args, s)]
+                ready = [
+                    s for s in pending if has_training_state(run_dirs[s]) or parent_ready(args, s)
+                ]
                 if not ready:
                     break
                 s = ready[0]
                 pending.remove(s)
                 cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
                 log_path = ROOT / args.run_root / f"{run_dirs[s].name}.log"
-                if resumable(run_dirs[s]):
+                if has_training_state(run_dirs[s]):
                     cmd += ["--resume", str(run_dirs[s]), "--no-progress"]
                     procs[s] = subprocess.Popen(
                         cmd, cwd=ROOT, stdout=log_path.open("a"), stderr=subprocess.STDOUT

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config import ConfigError, load_config
 from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file
 from spiking_dreamer.training.trainer import Trainer
 
@@ -127,10 +127,17 @@ def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
     assert trainer.step == state["counters"]["step"]
     assert not trainer.cfg.log.progress  # stored by --no-progress
     trainer.close()
-    trainer = Trainer.resume(run, progress=True)  # the display may change, nothing else
+    trainer = Trainer.resume(run, {"log.progress": True, "train.threads": 2})  # run settings
     assert trainer.cfg.log.progress
+    assert trainer.cfg.train.threads == 2
     assert trainer.cfg.td3 == load_config(ROOT / "configs/halfcheetah.yaml", ARGS).td3
     trainer.close()
+    for setting in ({"td3.batch_size": 8}, {"train.device": "cpu"}, {"log": {}}):
+        with pytest.raises(ConfigError, match="cannot change when a run continues"):
+            Trainer.resume(run, setting)
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)]  # as if saved on a GPU
+    with pytest.raises(CheckpointError, match="saved on cuda and this run is on cpu"):
+        Trainer(trainer.cfg, run, resume=state)
 
 
 def test_corrupt_newest_state_falls_back_to_the_previous(tmp_path: Path) -> None:
@@ -157,9 +164,16 @@ def test_resume_refuses_other_flags_and_missing_runs(
 
     assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
     assert "no run directory" in capsys.readouterr().err
-    for flag in (["--seed", "3"], ["--no-dreaming"], ["--set", "td3.batch_size=64"]):
+    for flag in (
+        ["--seed", "3"],
+        ["--no-dreaming"],
+        ["--set", "td3.batch_size=64"],
+        ["--device", "cpu"],
+    ):
         assert main(["train", "--resume", str(tmp_path), *flag]) == 2
         assert "drop other flags" in capsys.readouterr().err
+    assert main(["train", "--run-dir", str(tmp_path / "x"), "--fork-step", "5"]) == 2
+    assert "--fork-step needs --fork" in capsys.readouterr().err
 
 
 def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
@@ -181,6 +195,31 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
         advance_to_next_log()
     state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
     assert all(torch.isfinite(v).all() for v in state["critic"].values())
+    trainer.close()
+
+
+def test_non_finite_parameters_are_never_saved_over_a_good_state(tmp_path: Path) -> None:
+    from spiking_dreamer.training.trainer import TrainingDivergedError
+
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.start_step=10000"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.begin()
+    while trainer.step < 160:  # state saved at 100
+        trainer.advance()
+    assert trainer.dreaming is not None
+    with torch.no_grad():  # a world model gone bad does not show in TD3's losses
+        next(trainer.dreaming.model.parameters()).fill_(float("nan"))
+
+    def advance_to_the_end() -> None:
+        while trainer.step < STEPS:
+            trainer.advance()
+
+    with pytest.raises(TrainingDivergedError, match=r"world model at step 2\d\d; not saved"):
+        advance_to_the_end()
+    state, used, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
+    assert used.name == "state.pt"
+    assert state["counters"]["step"] == 100
+    assert all(torch.isfinite(v).all() for v in state["dreaming"]["model"].values())
     trainer.close()
 
 

@@ -104,6 +104,7 @@ def _evals(run_dir: Path) -> list[int]:
 @pytest.mark.mujoco
 def test_run_one_resumes_restarts_skips_and_checks_the_config(tmp_path: Path) -> None:
     from spiking_dreamer.config import config_from_dict
+    from spiking_dreamer.training.checkpoint import read_state
     from spiking_dreamer.training.trainer import Trainer
 
     spec = _spec(tmp_path)
@@ -116,9 +117,13 @@ def test_run_one_resumes_restarts_skips_and_checks_the_config(tmp_path: Path) ->
     trainer.close()
     assert run_dir_state(spec.run_dir, spec.total_steps) == "resumable"
     status, log = tmp_path / "status.json", tmp_path / "run.log"
-    result = run_one(spec, 1, str(status), "abc", str(log))
+    rerun = _spec(tmp_path, "log.log_every=10")  # a run setting: taken by the resumed run
+    assert rerun.run_dir == spec.run_dir
+    result = run_one(rerun, 1, str(status), "abc", str(log))
     assert result["status"] == "done", result["error"]
     assert result["action"] == "resumed at step 100"
+    saved = read_state(spec.run_dir / "checkpoints" / "state.pt")["config"]
+    assert saved["log"]["log_every"] == 10
     assert _evals(spec.run_dir) == [0, 100, 200]  # no duplicated evaluation
     assert not status.exists()  # removed when the task ends
     assert "resumed at step 100" in log.read_text()

@@ -33,6 +33,8 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> int:
     from spiking_dreamer.training.trainer import Trainer, default_run_dir
 
+    if args.fork_step is not None and not args.fork:
+        raise ConfigError("--fork-step needs --fork")
     if args.fork:
         if args.resume or args.config or not args.run_dir:
             raise ConfigError("--fork PARENT needs --run-dir and takes no --config or --resume")
@@ -44,11 +46,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = trainer.run_dir
         print(f"forked {args.fork} at step {trainer.step} into {run_dir}", file=sys.stderr)
     elif args.resume:
-        # --no-progress only changes the display, so it is the one flag a resume takes
-        others = [*args.set, *_train_overrides(args), args.config, args.run_dir]
-        if any(o is not None and o != "log.progress=false" for o in others):
-            raise ConfigError("--resume continues with the run's stored config; drop other flags")
-        trainer = Trainer.resume(args.resume, progress=False if args.no_progress else None)
+        # a resume keeps what the run trains; only how it runs and logs may change
+        others = [*args.set, args.config, args.run_dir, args.seed, args.env, args.total_steps]
+        if args.no_dreaming or args.device or any(o is not None for o in others):
+            raise ConfigError(
+                "--resume continues with the run's stored config; drop other flags "
+                "(it takes --wandb and --no-progress)"
+            )
+        settings: dict[str, object] = {}
+        if args.wandb:
+            settings["log.wandb"] = True
+        if args.no_progress:
+            settings["log.progress"] = False
+        trainer = Trainer.resume(args.resume, settings)
         run_dir = trainer.run_dir
         print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
     else:

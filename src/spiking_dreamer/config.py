@@ -339,6 +339,27 @@ class Config:
         return config_from_dict(_deep_merge(self.to_dict(), sections, "replace()"), "replace()")
 
 
+RUN_SETTINGS = ("log.", "train.threads", "train.compile")
+"""Key prefixes that say how a run executes and logs, not what it trains: a resumed run may
+change them (a compile change alters floating-point rounding, so such a resume equals an
+uninterrupted run within float tolerance only). Not the device: the random generators' states
+cannot move between a CPU and a GPU."""
+
+
+def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the dotted ``settings`` (``{"train.device": "cpu"}``) applied; every key
+    must be a run setting (:data:`RUN_SETTINGS`)."""
+    out = dict(data)
+    for key, value in settings.items():
+        if not key.startswith(RUN_SETTINGS) or key.count(".") != 1:
+            raise ConfigError(
+                f"{key} cannot change when a run continues: only {', '.join(RUN_SETTINGS)}"
+            )
+        section, name = key.split(".")
+        out = _deep_merge(out, {section: {name: value}}, "run settings")
+    return out
+
+
 def flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (leaves are scalars or lists)."""
     out: dict[str, Any] = {}

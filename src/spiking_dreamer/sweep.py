@@ -44,15 +44,22 @@ from typing import Any, TextIO
 
 import yaml
 
-from spiking_dreamer.config import ConfigError, config_from_dict, load_config
+from spiking_dreamer.config import (
+    RUN_SETTINGS,
+    ConfigError,
+    config_from_dict,
+    flatten_keys,
+    load_config,
+)
 from spiking_dreamer.provenance import git_commit, machine_info, versions
 
 ARMS = ("dreaming", "baseline")
 STATUSES = ("pending", "running", "done", "failed")
 SWEEP_INSTALL_HINT = "pip install 'spiking-dreamer[sweep]'"
 # keys that may differ between a run directory's stored config and the sweep's without making
-# the run a different experiment
-_IGNORED_KEYS = ("log.", "train.threads", "train.device", "train.compile")
+# the run a different experiment: the run settings a resume takes from the sweep, and the device
+# (a resume keeps the stored one; loading refuses a state saved on another kind of device)
+_IGNORED_KEYS = (*RUN_SETTINGS, "train.device")
 
 
 class SweepError(ConfigError):
@@ -195,14 +202,16 @@ def run_dir_state(run_dir: Path, total_steps: int) -> str:
     summary = read_json(run_dir / "summary.json")
     if isinstance(summary, dict) and summary.get("steps", -1) >= total_steps:
         return "done"
-    if (run_dir / "checkpoints" / "state.pt").exists():
+    from spiking_dreamer.training.checkpoint import has_training_state
+
+    if has_training_state(run_dir):
         return "resumable"
     return "crashed"
 
 
 def config_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """Keys (``section.key: stored vs wanted``) whose values differ, ignoring ``log.*``,
-    ``train.threads`` and ``train.device``."""
+    ``train.threads``, ``train.compile`` and ``train.device``."""
     out = []
     for section in sorted(set(stored) | set(wanted)):
         a, b = stored.get(section, {}), wanted.get(section, {})
@@ -297,7 +306,9 @@ def run_one(
                 return result
             if state == "resumable":
                 check_stored_config(run_dir, spec.cfg)
-                trainer = Trainer.resume(run_dir)
+                settings = flatten_keys(spec.cfg)
+                settings = {k: v for k, v in settings.items() if k.startswith(RUN_SETTINGS)}
+                trainer = Trainer.resume(run_dir, settings)  # this sweep's logging and threads
                 result["action"] = f"resumed at step {trainer.step}"
             else:
                 if state == "crashed":

@@ -168,6 +168,13 @@ def read_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def has_training_state(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a training state to resume (``state.pt`` or, after a crash
+    between the two renames of a save, only ``state.pt.prev``)."""
+    ckpt = Path(run_dir) / "checkpoints"
+    return (ckpt / "state.pt").exists() or (ckpt / "state.pt.prev").exists()
+
+
 def load_state_file(path: Path) -> tuple[dict[str, Any], Path, list[str]]:
     """Load the newest verifiable training state: ``path``, else ``<name>.prev``.
 

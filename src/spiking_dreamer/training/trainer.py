@@ -13,10 +13,11 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from spiking_dreamer.config import (
     config_from_dict,
     flatten_keys,
     save_config,
+    with_run_settings,
 )
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
@@ -127,7 +129,11 @@ def _state_at(path: Path, step: int | None) -> tuple[dict, Path]:
     seen = []
     for candidate in (path, path.with_name(path.name + ".prev")):
         if candidate.exists():
-            state = read_state(candidate)
+            try:
+                state = read_state(candidate)
+            except CheckpointError as e:
+                seen.append(str(e))
+                continue
             if state["counters"]["step"] == step:
                 return state, candidate
             seen.append(f"{candidate.name}: step {state['counters']['step']}")
@@ -224,9 +230,10 @@ class Trainer:
         )
 
     @classmethod
-    def resume(cls, run_dir: str | Path, progress: bool | None = None) -> Trainer:
-        """Continue the run in ``run_dir`` from its newest verifiable training state;
-        ``progress`` overrides the stored ``log.progress`` (display only)."""
+    def resume(cls, run_dir: str | Path, settings: Mapping[str, Any] | None = None) -> Trainer:
+        """Continue the run in ``run_dir`` from its newest verifiable training state, with its
+        stored config but for the dotted run ``settings`` given (:data:`RUN_SETTINGS`: logging,
+        threads, compile), e.g. ``{"log.wandb": True}``."""
         run_dir = Path(run_dir)
         path = run_dir / "checkpoints" / "state.pt"
         if not run_dir.is_dir():
@@ -234,9 +241,7 @@ class Trainer:
         state, used, problems = load_state_file(path)
         for problem in problems:
             print(f"warning: {problem}; using {used}")
-        stored = state["config"]
-        if progress is not None:
-            stored = apply_overrides(stored, [f"log.progress={str(progress).lower()}"])
+        stored = with_run_settings(state["config"], settings or {})
         cfg = config_from_dict(stored, f"{used} (stored config)")
         return cls(cfg, run_dir, resume=state)
 
@@ -395,10 +400,32 @@ class Trainer:
         mid-episode physics state)."""
         if not self._needs_reset:
             raise RuntimeError("training state is saved at episode boundaries only")
+        broken = self._non_finite_networks()
+        if broken:  # never replace a good state with a diverged one
+            raise TrainingDivergedError(
+                f"non-finite parameters in {', '.join(broken)} at step {self.step}; not saved: "
+                f"the last good training state (step {self._saved_step}) is in "
+                f"{self.run_dir / 'checkpoints'} (resume with --resume)"
+            )
         save_state_file(self.state_dict(), self.run_dir / "checkpoints" / "state.pt")
         self._saved_step = self.step
         every = self.cfg.train.checkpoint_every
         self._next_checkpoint = (self.step // every + 1) * every
+
+    def _non_finite_networks(self) -> list[str]:
+        """Names of the networks with a NaN or infinite parameter (one device sync)."""
+        nets = {
+            "actor": self.actor,
+            "critic": self.critic,
+            "target actor": self.agent.actor_target,
+            "target critic": self.agent.critic_target,
+        }
+        if self.dreaming is not None:
+            nets["world model"] = self.dreaming.model
+        finite = torch.stack(
+            [torch.stack([p.isfinite().all() for p in n.parameters()]).all() for n in nets.values()]
+        ).tolist()
+        return [name for name, ok in zip(nets, finite, strict=True) if not ok]
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly as if never stopped."""
@@ -450,6 +477,13 @@ class Trainer:
             )
         if (state["dreaming"] is None) != (self.dreaming is None):
             raise CheckpointError("training state and config disagree on dreaming")
+        saved_on = "cuda" if state["rng"]["cuda"] else "cpu"
+        if saved_on != self.device.type:
+            raise CheckpointError(
+                f"training state was saved on {saved_on} and this run is on {self.device} "
+                f"(train.device: {self.cfg.train.device}): its random generators cannot continue "
+                f"on another kind of device; continue it on {saved_on}"
+            )
         agent, c = self.agent, state["counters"]
         self.step, self.best_return, self.last_return = (
             c["step"],
