@@ -89,9 +89,11 @@ class FakeActor(nn.Module):
         self.register_buffer("action_bias", (high + low) / 2)
         self.nan_keys = nan_keys
         self.calls: list[Tensor] = []
+        self.generators: list[torch.Generator | None] = []
 
-    def forward(self, obs: Tensor) -> Tensor:
+    def forward(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor:
         self.calls.append(obs.clone())
+        self.generators.append(generator)
         action = self.action_bias + self.action_scale * torch.tanh(0.3 * obs[:, :1] - 0.1)
         for k in self.nan_keys:
             action[obs[:, 0] == k] = float("nan")
@@ -499,6 +501,16 @@ def test_actor_sees_raw_buffer_observations_and_actions_respect_bounds() -> None
     for d in range(ACT_DIM):  # noise 100 saturates both bounds of both dims
         assert ((data.action[:, d] - low[d]).abs() < 1e-6).any()
         assert ((data.action[:, d] - high[d]).abs() < 1e-6).any()
+
+
+def test_the_actor_draws_from_the_dreamers_generator() -> None:
+    """A stochastic (Bernoulli) encoder in dreams must not draw from the global RNG, which
+    the agent's own updates use."""
+    actor, g = FakeActor(), torch.Generator().manual_seed(0)
+    dreamer = Dreamer(FakeModel(), actor, never, dcfg(horizon=2), g)
+    dreamer.phase(real_buffer([0.5, 1.0]), DreamBuffer(100, OBS_DIM, ACT_DIM), 0, 1)
+    assert len(actor.generators) == 2
+    assert all(gen is g for gen in actor.generators)
 
 
 def test_without_noise_stored_actions_are_the_actors() -> None:

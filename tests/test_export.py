@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.agent import MLPActor, PopSpikingActor
 from spiking_dreamer.agent.regularization import firing_rate_penalty
 from spiking_dreamer.cli import main
 from spiking_dreamer.config import ActorConfig, Config
@@ -405,3 +405,18 @@ def test_cli_eval_energy_on_pendulum(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "over 200 observations" in out
     for word in ("encoder", "hidden-2 -> output", "SOPs/action", "MACs/action", "ANN/SNN"):
         assert word in out
+
+
+def test_spiking_only_tools_refuse_an_mlp_actor_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = ActorConfig(kind="mlp", hidden_sizes=(16, 16))
+    actor = MLPActor(3, torch.tensor([-2.0]), torch.tensor([2.0]), cfg)
+    path = _save(tmp_path / "mlp.pt", actor, env_id="Pendulum-v1")  # type: ignore[arg-type]
+    assert main(["eval", "--checkpoint", str(path), "--episodes", "1", "--energy"]) == 2
+    captured = capsys.readouterr()
+    assert "--energy needs a spiking (PopSAN) actor" in captured.err
+    assert "return" not in captured.out  # refused before running any episode
+    pytest.importorskip("nir")
+    with pytest.raises(CheckpointError, match=r"NIR export needs a spiking \(PopSAN\) actor"):
+        export_nir(path, tmp_path / "out.nir")

@@ -88,6 +88,17 @@ def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
     assert [(e["step"], e["returns"]) for e in ev_a] == [(e["step"], e["returns"]) for e in ev_b]
 
 
+def test_fork_of_a_baseline_refuses_dreaming_settings(tmp_path: Path) -> None:
+    args = [*ARGS, "dreaming.enabled=false", "train.total_steps=200"]
+    Trainer(load_config(ROOT / "configs/halfcheetah.yaml", args), tmp_path / "parent").run()
+    with pytest.raises(ConfigError, match=r"--no-dreaming run: dreaming\.horizon would change"):
+        Trainer.fork(tmp_path / "parent", tmp_path / "child", ["dreaming.horizon=1"])
+    assert not (tmp_path / "child").exists()
+    child = Trainer.fork(tmp_path / "parent", tmp_path / "child", ["td3.batch_size=8"])
+    assert child.cfg.td3.batch_size == 8
+    child.close()
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -95,6 +106,7 @@ def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
         ("dreaming.enabled=false", "cannot change dreaming.enabled"),
         ("td3.actor_lr=0.01", "cannot change td3.actor_lr"),
         ("train.total_steps=5000", "replay buffer of 5000"),
+        ("train.device=cuda", "keeps its parent's train.device"),
     ],
 )
 def test_fork_refuses_changes_to_saved_structure(

@@ -271,8 +271,12 @@ def test_mlp_reference_actor_trains_and_evaluates(tmp_path: Path) -> None:
 
 
 def test_bench_measures_every_arm_and_writes_json(tmp_path: Path) -> None:
+    from spiking_dreamer.bench import BENCH_KEYS
+
     out = tmp_path / "bench.json"
-    tiny = [a for o in TINY for a in ("--set", o) if "log_every" not in o]
+    assert main(["bench", "--set", "train.threads=4"]) == 2  # set by --threads, not --set
+    own = [o for o in TINY if "log_every" not in o and o.split("=")[0] not in BENCH_KEYS]
+    tiny = [a for o in own for a in ("--set", o)]
     tiny += ["--set", "world_model.train_every=20", "--set", "dreaming.every=20"]
     code = main(
         ["bench", "--warmup", "120", "--steps", "60", "--repeats", "3", "--out", str(out), *tiny]

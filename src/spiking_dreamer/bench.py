@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer.config import Config
+from spiking_dreamer.config import Config, ConfigError, parse_override
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
 
@@ -50,6 +50,29 @@ def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
         _sync()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
+
+
+BENCH_KEYS = {
+    "train.threads": "--threads",
+    "env.id": "--env",
+    "train.device": "--device",
+    "train.compile": "--compile (it times both)",
+    "train.start_steps": "--warmup",
+    "train.update_after": "--warmup",
+    "dreaming.start_step": "--warmup",
+    "train.eval_every": "nothing (no evaluation while timing)",
+    "actor.kind": "nothing (it times both actors)",
+    "dreaming.enabled": "nothing (it times both arms)",
+}
+"""Config keys the benchmark sets itself, and the flag that sets each."""
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse ``--set`` overrides of keys the benchmark sets itself (:data:`BENCH_KEYS`)."""
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        if key in BENCH_KEYS:
+            raise ConfigError(f"bench sets {key} itself: use {BENCH_KEYS[key]}, not --set")
 
 
 def _trainer(cfg: Config, arm: str, warmup: int, root: Path, compile: bool) -> Trainer:

@@ -79,16 +79,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from spiking_dreamer.envs import make_env
+    from spiking_dreamer.envs import make_env, resolve_env_id
     from spiking_dreamer.training.checkpoint import load_actor
     from spiking_dreamer.training.evaluate import evaluate
     from spiking_dreamer.training.trainer import resolve_device
 
     torch.set_num_threads(1)
     actor, data = load_actor(args.checkpoint, resolve_device(args.device))
+    if args.energy:
+        from spiking_dreamer.export import spiking_actor
+
+        spiking_actor(actor, args.checkpoint, "--energy")  # fail before the episodes
     stored = data["env"]
     env_id = args.env or stored["id"]
     env_kwargs = data["config"]["env"].get("kwargs", {})
+    if env_kwargs and resolve_env_id(env_id) != stored["id"]:
+        print(f"note: {env_id} runs with its defaults, not {stored['id']}'s {env_kwargs}")
+        env_kwargs = {}
     envs = [make_env(env_id, env_kwargs) for _ in range(args.episodes)]
     obs_dim = envs[0].observation_space.shape[0]
     act_dim = envs[0].action_space.shape[0]
@@ -140,8 +147,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     import torch
 
-    from spiking_dreamer.bench import format_table, run_bench
+    from spiking_dreamer.bench import check_overrides, format_table, run_bench
 
+    check_overrides(args.set)
     overrides = [*args.set, f"train.threads={args.threads}"]
     if args.env:
         overrides.append(f"env.id={args.env}")

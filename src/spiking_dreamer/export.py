@@ -79,7 +79,7 @@ import torch
 from torch import Tensor
 
 from spiking_dreamer import __version__
-from spiking_dreamer.agent import PopSpikingActor
+from spiking_dreamer.agent import Actor, PopSpikingActor
 from spiking_dreamer.snn.encoding import ENCODER_THRESHOLD
 from spiking_dreamer.training.checkpoint import CheckpointError, load_actor
 
@@ -279,6 +279,17 @@ def sidecar_path(out_path: str | Path) -> Path:
     return out_path.with_name(out_path.name + ".json")
 
 
+def spiking_actor(actor: Actor, checkpoint_path: str | Path, what: str) -> PopSpikingActor:
+    """``actor`` if it is a spiking actor; else a :class:`CheckpointError` naming ``what``
+    needs one."""
+    if not isinstance(actor, PopSpikingActor):
+        raise CheckpointError(
+            f"{checkpoint_path}: {what} needs a spiking (PopSAN) actor; this checkpoint holds "
+            f"an {type(actor).__name__} (actor.kind: mlp)"
+        )
+    return actor
+
+
 def export_nir(
     checkpoint_path: str | Path, out_path: str | Path, dt: float = DEFAULT_DT
 ) -> dict[str, Any]:
@@ -292,6 +303,7 @@ def export_nir(
         a summary: ``path``, ``sidecar``, ``nodes``, ``dt``, ``metadata_in_graph``, ``host``.
     """
     actor, data = load_actor(checkpoint_path)
+    actor = spiking_actor(actor, checkpoint_path, "NIR export")
     nir = _import_optional("nir", "NIR export")
     out_path, side = Path(out_path), sidecar_path(out_path)
     c = actor.cfg

@@ -103,7 +103,7 @@ class Dreamer:
         the elites' mean, ``transition: elite_mean``), the
         uncertainty ``[N]`` and the termination flags ``[N]`` (nothing is filtered here)."""
         cfg, g, actor, model = self.cfg, self.generator, self.actor, self.model
-        action = actor(obs)
+        action = actor(obs, g)  # a Bernoulli encoder draws from the dreamer's generator
         noise = torch.randn(action.shape, generator=g, device=obs.device) * cfg.exploration_noise
         low = actor.action_bias - actor.action_scale
         high = actor.action_bias + actor.action_scale

@@ -268,6 +268,17 @@ class Trainer:
         changed = sorted(
             k for k, v in flatten_keys(new.to_dict()).items() if flatten_keys(old).get(k) != v
         )
+        if state["dreaming"] is None:
+            idle = [k for k in changed if k.startswith(("dreaming.", "world_model."))]
+            if idle:
+                raise ConfigError(
+                    f"{parent_dir} is a --no-dreaming run: {', '.join(idle)} would change nothing"
+                )
+        if "train.device" in changed:
+            raise ConfigError(
+                "a fork keeps its parent's train.device: the random generators' states cannot "
+                "move between a CPU and a GPU"
+            )
         frozen = [k for k in changed if not _forkable(k)]
         if frozen:
             raise ConfigError(
