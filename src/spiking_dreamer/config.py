@@ -347,7 +347,7 @@ cannot move between a CPU and a GPU."""
 
 
 def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with the dotted ``settings`` (``{"train.device": "cpu"}``) applied; every key
+    """``data`` with the dotted ``settings`` (``{"log.wandb": True}``) applied; every key
     must be a run setting (:data:`RUN_SETTINGS`)."""
     out = dict(data)
     for key, value in settings.items():
