@@ -65,8 +65,8 @@ def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_p
 def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
     tmp_path: Path,
 ) -> None:
-    """The learning benchmark's variants fork the dreaming runs' state at 50K, the first dream
-    phase: this is why each one is the same run as a dreaming arm started with its settings."""
+    """A fork taken strictly before the first dream phase is the same run as one started with
+    the forked dreaming settings (a fork after it keeps the parent's dreams in its buffer)."""
     base = [*ARGS, "dreaming.start_step=550"]  # first dream phase after the fork step
     changes = ["dreaming.horizon=1", "dreaming.updates_per_step=3", "dreaming.real_ratio=0.6667"]
     changes.append("dreaming.transition=elite_mean")
