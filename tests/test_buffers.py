@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
+from spiking_dreamer.buffers import Batch, NonFiniteTransitionError, ReplayBuffer, Source
+from spiking_dreamer.dreaming import DreamBuffer
 
 
 def _add(buf: ReplayBuffer, i: int, source: Source = Source.REAL, terminated: bool = False) -> None:
@@ -68,3 +69,43 @@ def test_sample_is_reproducible_and_typed() -> None:
 def test_empty_buffer_refuses_to_sample() -> None:
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(3, 1, 1).sample(2, torch.Generator())
+
+
+@pytest.mark.parametrize("field", ["obs", "action", "reward", "next_obs", "overflow"])
+def test_non_finite_transitions_are_refused_and_nothing_changes(field: str) -> None:
+    buf = ReplayBuffer(4, 2, 1)
+    _add(buf, 1)
+    before = [t.clone() for t in (buf.obs, buf.action, buf.reward, buf.next_obs)]
+    row = {"obs": np.ones(2), "action": np.ones(1), "reward": 1.0, "next_obs": np.ones(2)}
+    if field == "overflow":  # finite in float64, infinite once stored as float32
+        row["next_obs"] = np.array([1.0, 1e300])
+    elif field == "reward":
+        row["reward"] = float("nan")
+    else:
+        row[field] = np.array([np.inf] + [1.0] * (row[field].shape[0] - 1))
+    with pytest.raises(NonFiniteTransitionError):
+        buf.add(row["obs"], row["action"], row["reward"], row["next_obs"], False)
+    assert (len(buf), buf.pos, buf.count(Source.REAL)) == (1, 1, 1)
+    after = (buf.obs, buf.action, buf.reward, buf.next_obs)
+    assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("field", Batch._fields)
+def test_batches_with_a_non_finite_value_are_refused_whole(field: str) -> None:
+    n = 3
+    parts = {
+        "obs": torch.zeros(n, 2),
+        "action": torch.zeros(n, 1),
+        "reward": torch.ones(n),
+        "next_obs": torch.zeros(n, 2),
+        "terminated": torch.zeros(n),
+    }
+    parts[field] = parts[field].clone()
+    parts[field][1] = float("nan")
+    real, dreams = ReplayBuffer(4, 2, 1), DreamBuffer(4, 2, 1)
+    with pytest.raises(NonFiniteTransitionError):
+        real.add_batch(Batch(**parts), Source.DREAM)
+    with pytest.raises(NonFiniteTransitionError):
+        dreams.add_dreams(Batch(**parts), torch.zeros(n), env_step=5, model_version=1)
+    for buf in (real, dreams):
+        assert (len(buf), buf.pos, buf.count(Source.DREAM)) == (0, 0, 0)

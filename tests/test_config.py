@@ -84,6 +84,10 @@ def test_error_in_base_file_names_the_base(tmp_path: Path) -> None:
         ("nokey", r"expected section\.key=value"),
         ("td3=3", r"section\.key"),
         ("td3.batch_size.x=3", r"td3\.batch_size: expected int"),
+        ("dreaming.horizon_schedule=[0, 10, 1]", r"horizon_schedule: needs \[start_step"),
+        ("dreaming.horizon_schedule=[20, 10, 1, 5]", r"horizon_schedule: needs 0 <= start"),
+        ("dreaming.horizon_schedule=[0, 10, 0, 5]", r"horizon_schedule: horizons must be >= 1"),
+        ("dreaming.horizon_schedule=[0, 10, 1.5, 5]", r"horizon_schedule\[2\]: expected int"),
     ],
 )
 def test_bad_overrides_are_clear_errors(override: str, pattern: str) -> None:

@@ -28,6 +28,7 @@ from spiking_dreamer.agent import PopSpikingActor
 from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
 from spiking_dreamer.config import Config, DreamingConfig
 from spiking_dreamer.dreaming import DreamBuffer, DreamEngine, Dreamer, uncertainty
+from spiking_dreamer.dreaming.dreamer import rollout_horizon
 from spiking_dreamer.world_model import EnsembleDynamicsModel, Prediction
 from tests.helpers import TINY_ACTOR
 
@@ -331,6 +332,24 @@ def test_rejected_branch_never_reappears() -> None:
     assert int((data.obs[:, 0] == 1.0).sum()) == 4 * n1
     assert int((actor.calls[1][:, 0] == 3.0).sum()) == n3  # attempted (and rejected) at h = 1
     assert all((c[:, 0] == 1.0).all() for c in actor.calls[2:])  # ... and never again
+
+
+@pytest.mark.parametrize(
+    ("step", "horizon"),
+    [(0, 1), (100, 1), (150, 3), (175, 4), (199, 4), (200, 5), (10**6, 5)],
+)
+def test_mbpo_horizon_schedule_by_hand(step: int, horizon: int) -> None:
+    # [a, b, h_a, h_b] = [100, 200, 1, 5]: floor(1 + (t - 100) / 100 * 4) between a and b
+    assert rollout_horizon(dcfg(horizon=7, horizon_schedule=(100, 200, 1, 5)), step) == horizon
+    assert rollout_horizon(dcfg(horizon=7), step) == 7  # no schedule: the fixed horizon
+
+
+def test_phase_rolls_out_the_scheduled_horizon() -> None:
+    cfg = dcfg(rollout_batch=8, horizon=5, horizon_schedule=(0, 100, 1, 4))
+    _, dreams, actor, stats = run_phase(cfg, [1.0], env_step=50)  # floor(1 + 0.5 * 3) = 2
+    assert stats["dream/horizon"] == 2.0
+    assert len(actor.calls) == 2
+    assert len(dreams) == 16  # every transition accepted, none terminated
 
 
 # --------------------------------------------------------- 3. pessimistic reward, provenance

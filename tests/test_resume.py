@@ -179,7 +179,9 @@ def test_resume_refuses_other_flags_and_missing_runs(
 def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
     from spiking_dreamer.training.trainer import TrainingDivergedError
 
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    # random actions throughout, so the NaN actor the NaN critic makes never acts
+    overrides = [*ARGS, "dreaming.enabled=false", "train.start_steps=1000"]
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", overrides)
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.begin()
     while trainer.step < 160:
@@ -193,6 +195,25 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
 
     with pytest.raises(TrainingDivergedError, match="non-finite TD3 loss"):
         advance_to_next_log()
+    state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
+    assert all(torch.isfinite(v).all() for v in state["critic"].values())
+    trainer.close()
+
+
+def test_a_non_finite_action_stops_the_run_before_the_env_steps(tmp_path: Path) -> None:
+    from spiking_dreamer.training.trainer import TrainingDivergedError
+
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.begin()
+    while trainer.step < 160:
+        trainer.advance()
+    with torch.no_grad():  # the decoder (NaN inputs of a spiking layer just do not spike)
+        list(trainer.actor.parameters())[-1].fill_(float("nan"))
+    n = len(trainer.buffer)
+    with pytest.raises(TrainingDivergedError, match="action is non-finite at env step 161"):
+        trainer.advance()
+    assert len(trainer.buffer) == n
     state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
     assert all(torch.isfinite(v).all() for v in state["critic"].values())
     trainer.close()

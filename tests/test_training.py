@@ -13,7 +13,7 @@ import torch
 from spiking_dreamer.cli import main
 from spiking_dreamer.config import load_config
 from spiking_dreamer.training.checkpoint import load_actor
-from spiking_dreamer.training.trainer import RunDirError, Trainer
+from spiking_dreamer.training.trainer import RunDirError, Trainer, TrainingDivergedError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -118,7 +118,9 @@ def test_termination_is_stored_for_terminating_envs(tmp_path: Path) -> None:
 
 
 def test_dreaming_run_trains_the_model_and_mixes_dreams(tmp_path: Path) -> None:
-    trainer = _trainer(tmp_path, "dream", "train.total_steps=300", "dreaming.real_ratio=0.5")
+    trainer = _trainer(
+        tmp_path, "dream", "train.total_steps=300", "dreaming.real_ratio=0.5", "dreaming.every=75"
+    )
     assert trainer.dreaming is not None
     trainer.run()
     engine = trainer.dreaming
@@ -130,11 +132,19 @@ def test_dreaming_run_trains_the_model_and_mixes_dreams(tmp_path: Path) -> None:
         json.loads(x) for x in (tmp_path / "dream" / "metrics.jsonl").read_text().splitlines()
     ]
     dream = [m for m in metrics if "dream/acceptance" in m]
-    assert [m["step"] for m in dream] == [100, 150, 200, 250, 300]
+    assert [m["step"] for m in dream] == [150, 225, 300]
     for key in ("dream/threshold", "dream/uncertainty_mean", "dream/buffer_size"):
         assert key in dream[-1]
-    model = [m for m in metrics if "model/holdout_mse" in m]
-    assert "model/firing_rate/block0" in model[-1]
+    model = {m["step"]: m for m in metrics if "model/holdout_mse" in m}
+    assert sorted(model) == list(range(50, 301, 50))
+    assert "model/firing_rate/block0" in model[300]
+    # every dream phase logs the latest hold-out loss and the model's firing while dreaming,
+    # also at step 225, where no training phase ran
+    for d in dream:
+        latest = model[d["step"] // 50 * 50]
+        assert d["dream/model_holdout_mse"] == latest["model/holdout_mse"]
+        for block in (0, 1):
+            assert 0.0 <= d[f"dream/firing_rate/block{block}"] <= 1.0
 
 
 def test_no_dreaming_builds_no_world_model(tmp_path: Path) -> None:
@@ -176,10 +186,15 @@ def test_same_seed_gives_identical_first_updates(tmp_path: Path) -> None:
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
 
 
-def test_dreaming_arm_equals_the_baseline_until_its_first_dream_phase(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoding", ["deterministic", "bernoulli"])
+def test_dreaming_arm_equals_the_baseline_until_its_first_dream_phase(
+    tmp_path: Path, encoding: str
+) -> None:
     """The world model trains on its own RNG streams, so the arms of a comparison are paired:
-    identical policies, buffers and evaluations until dreams first enter a TD3 batch."""
-    steps = ["train.total_steps=300", "world_model.train_every=50"]
+    identical policies, buffers and evaluations until dreams first enter a TD3 batch. A
+    Bernoulli encoder (Hopper, Walker2d) draws from the global generator when acting and in
+    TD3 updates, so building the world model must not advance that generator."""
+    steps = ["train.total_steps=300", "world_model.train_every=50", f"actor.encoding={encoding}"]
     runs = {}
     for name, arm in (("base", "dreaming.enabled=false"), ("dream", "dreaming.start_step=10000")):
         t = _trainer(tmp_path, name, *steps, arm)
@@ -193,6 +208,24 @@ def test_dreaming_arm_equals_the_baseline_until_its_first_dream_phase(tmp_path: 
     for net in ("actor", "critic"):
         pairs = zip(getattr(base, net).parameters(), getattr(dream, net).parameters(), strict=True)
         assert all(torch.equal(x, y) for x, y in pairs), net
+
+
+def test_a_non_finite_env_transition_stops_the_run_unstored(tmp_path: Path) -> None:
+    t = _trainer(tmp_path, "run", "train.total_steps=300")
+    env_step = t.env.step
+
+    def step(action: object) -> tuple:
+        obs, reward, terminated, truncated, info = env_step(action)
+        if t.step == 119:  # the 120th transition
+            obs = obs.copy()
+            obs[3] = float("nan")
+        return obs, reward, terminated, truncated, info
+
+    t.env.step = step  # type: ignore[method-assign]
+    with pytest.raises(TrainingDivergedError, match="non-finite transition at env step 120"):
+        t.run()
+    assert len(t.buffer) == t.step == 119
+    assert torch.isfinite(t.buffer.next_obs[: len(t.buffer)]).all()
 
 
 def test_existing_run_dir_is_never_overwritten(tmp_path: Path) -> None:

@@ -325,7 +325,7 @@ def test_elites_are_lowest_holdout_members(
     metrics = ModelTrainer(model, cfg, torch.Generator().manual_seed(0)).train_phase(
         random_buffer()
     )
-    assert len(calls) >= 3  # initial, every holdout_every steps, and after the last step
+    assert len(calls) == 3  # at steps 5 and 10 (holdout_every) and after the last step, 12
     last = calls[-1]
     assert model.elites.tolist() == torch.argsort(last)[:k].tolist()
     if offset == "descending":
@@ -562,3 +562,105 @@ def test_block_uses_fused_lif_consistently_with_reference() -> None:
     (ref_s.sum() + ref_v.square().sum()).backward()
     for n, p in block.named_parameters():
         torch.testing.assert_close(fused[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)
+
+
+# --------------------------------------------------------------------------------------------
+# 13. Input coding, time scales and readout by hand
+# --------------------------------------------------------------------------------------------
+
+
+def test_receptive_fields_by_hand() -> None:
+    model = spiking(pop_dim=3)  # centres -3, 0, 3; width 3
+    x = torch.tensor([[0.0, 3.0, -1.5, 0.0, 0.0]])
+    rf = model.receptive_fields(x).view(1, OBS + ACT, 3)
+    g = math.exp
+    expected = [[g(-0.5), 1.0, g(-0.5)], [g(-2.0), g(-0.5), 1.0], [g(-0.125), g(-0.125), g(-1.125)]]
+    assert torch.allclose(rf[0, :3], torch.tensor(expected))
+
+
+def test_time_constants_start_log_spaced_per_group() -> None:
+    model = spiking(num_scales=4, hidden_size=16, tau_range=(2.0, 16.0))
+    for block in model.blocks:
+        taus = block.log_tau_mem.detach().exp()  # [E, 1, H]
+        for member in taus[:, 0]:
+            assert torch.allclose(member.view(4, 4), torch.tensor([2.0, 4.0, 8.0, 16.0])[:, None])
+        decay = block.neuron_params().v_decay
+        assert torch.allclose(decay[0, 0, ::4], torch.exp(-1 / torch.tensor([2.0, 4, 8, 16])))
+
+
+def test_readout_is_mean_spike_rate_and_mean_membrane_potential() -> None:
+    model = spiking()
+    h = model.cfg.hidden_size
+    x = torch.randn(E, 6, OBS + ACT) * 2
+    spikes, volts = model.blocks[0](model.receptive_fields(x))
+    spikes, volts = model.blocks[1](spikes)
+    with torch.no_grad():
+        model.mean_head.weight.zero_()
+        model.mean_head.bias.zero_()
+        model.mean_head.weight[:, 3, 0] = 1.0  # output 0 <- rate of neuron 3
+        model.mean_head.weight[:, h + 5, 1] = 1.0  # output 1 <- potential of neuron 5
+    mean, _ = model.forward_normalized(x)
+    assert torch.allclose(mean[..., 0], spikes[..., 3].mean(0))
+    assert torch.allclose(mean[..., 1], volts[..., 5].mean(0))
+    assert volts[..., 5].abs().sum() > 0
+
+
+def _record_training_rows(
+    monkeypatch: pytest.MonkeyPatch, model: EnsembleDynamicsModel
+) -> tuple[list[Tensor], list[Tensor]]:
+    trained: list[Tensor] = []  # per step: inputs [E, B, in]
+    held: list[Tensor] = []
+    real_loss, real_mse = model.loss, model.mse
+
+    def loss(x: Tensor, y: Tensor) -> Tensor:
+        trained.append(x.detach().clone())
+        return real_loss(x, y)
+
+    def mse(x: Tensor, y: Tensor) -> Tensor:
+        held.append(x.detach().clone())
+        return real_mse(x, y)
+
+    monkeypatch.setattr(model, "loss", loss)
+    monkeypatch.setattr(model, "mse", mse)
+    return trained, held
+
+
+def test_members_draw_their_own_bootstrap_batches_and_never_the_holdout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = spiking()
+    trained, held = _record_training_rows(monkeypatch, model)
+    cfg = tiny_cfg(train_steps=6, holdout_every=3, batch_size=64)
+    ModelTrainer(model, cfg, torch.Generator().manual_seed(0)).train_phase(random_buffer(100))
+    hold = {tuple(r.tolist()) for r in held[0]}
+    assert len(hold) == 20  # holdout_ratio 0.2 of 100
+    for x in trained:
+        rows = [{tuple(r.tolist()) for r in member} for member in x]
+        assert all(not (r & hold) for r in rows)  # no hold-out row is trained on
+        assert len({frozenset(r) for r in rows}) == E  # every member its own minibatch
+        assert any(len(r) < 64 for r in rows)  # drawn with replacement
+    # over the phase, every member sees most of the 80 training rows
+    seen = [set().union(*({tuple(r.tolist()) for r in x[m]} for x in trained)) for m in range(E)]
+    assert all(len(s) > 60 for s in seen)
+
+
+@pytest.mark.parametrize(("shrink", "steps"), [(1.0, 8), (0.995, 8), (0.98, 100)])
+def test_early_stopping_after_patience_checks_without_a_1pct_gain(
+    monkeypatch: pytest.MonkeyPatch, shrink: float, steps: int
+) -> None:
+    # the hold-out MSE is multiplied by `shrink` at every check (every 2 steps): the first
+    # check improves on inf; with no or a 0.5% gain, 3 more checks end the phase at step 8;
+    # a 2% gain per check never stops it
+    model = spiking()
+    value = [1.0]
+
+    def mse(x: Tensor, y: Tensor) -> Tensor:
+        value[0] *= shrink
+        return torch.full((E,), value[0])
+
+    monkeypatch.setattr(model, "mse", mse)
+    cfg = tiny_cfg(train_steps=100, holdout_every=2, patience=3)
+    metrics = ModelTrainer(model, cfg, torch.Generator().manual_seed(0)).train_phase(
+        random_buffer()
+    )
+    assert metrics["model/train_steps"] == steps

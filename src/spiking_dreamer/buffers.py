@@ -27,11 +27,17 @@ class Source(IntEnum):
     DREAM = 1
 
 
+class NonFiniteTransitionError(ValueError):
+    """A transition with a NaN or infinite value was offered to a buffer (and not stored)."""
+
+
 class ReplayBuffer:
     """Ring buffer of ``(obs, action, reward, next_obs, terminated, source)`` on one device.
 
     ``terminated`` is the bootstrap mask (true termination only, never a time-limit truncation).
-    Observations are stored raw (float32); normalisation happens in the networks.
+    Observations are stored raw (float32); normalisation happens in the networks. Every
+    stored value is finite: a transition with a NaN or infinite value (after the cast to
+    float32) raises :class:`NonFiniteTransitionError` and leaves the buffer unchanged.
 
     Args:
         capacity: maximum number of transitions; the oldest are overwritten first.
@@ -71,13 +77,20 @@ class ReplayBuffer:
         source: Source = Source.REAL,
     ) -> None:
         """Store one transition (NumPy or Python inputs)."""
+        with np.errstate(over="ignore"):  # an overflow to inf is refused below
+            o, a, no = (np.asarray(x, dtype=np.float32) for x in (obs, action, next_obs))
+            r = np.float32(reward)
+        if not (np.isfinite(o).all() and np.isfinite(a).all() and np.isfinite(no).all()):
+            raise NonFiniteTransitionError(f"non-finite obs, action or next_obs: {o}, {a}, {no}")
+        if not np.isfinite(r):
+            raise NonFiniteTransitionError(f"non-finite reward: {reward}")
         i = self.pos
         if self.size == self.capacity:
             self._source_counts[int(self.source[i])] -= 1
-        self.obs[i] = torch.as_tensor(obs, dtype=torch.float32)
-        self.action[i] = torch.as_tensor(action, dtype=torch.float32)
-        self.reward[i] = float(reward)
-        self.next_obs[i] = torch.as_tensor(next_obs, dtype=torch.float32)
+        self.obs[i] = torch.from_numpy(o)
+        self.action[i] = torch.from_numpy(a)
+        self.reward[i] = float(r)
+        self.next_obs[i] = torch.from_numpy(no)
         self.terminated[i] = float(terminated)
         self.source[i] = int(source)
         self._source_counts[source] += 1
@@ -85,7 +98,10 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
 
     def add_batch(self, batch: Batch, source: Source) -> None:
-        """Store ``N`` transitions given as ``[N, ...]`` tensors."""
+        """Store ``N`` transitions given as ``[N, ...]`` tensors (one device sync)."""
+        batch = Batch(*(x.to(self.device, torch.float32) for x in batch))
+        if not torch.stack([x.isfinite().all() for x in batch]).all():
+            raise NonFiniteTransitionError(f"non-finite values in a batch of {len(batch.obs)}")
         n = batch.obs.shape[0]
         if n > self.capacity:  # only the newest `capacity` survive anyway
             batch = Batch(*(x[-self.capacity :] for x in batch))

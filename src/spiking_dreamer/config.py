@@ -190,7 +190,9 @@ class WorldModelConfig:
     holdout_every: int = 20
     """Gradient steps between hold-out evaluations (early stopping and elite selection)."""
     patience: int = 5
-    """Stop a phase after this many hold-out checks without a 1% improvement of any member."""
+    """Stop a phase after this many hold-out checks without a 1% improvement of any member.
+    With the defaults (``train_steps`` = ``holdout_every``) a phase makes one check, so early
+    stopping only acts in MBPO-like long phases (large ``train_steps``)."""
     assume_never_terminates: bool = False
     """Treat an env without a known termination function as never terminating."""
 
@@ -237,6 +239,11 @@ class DreamingConfig:
     rollout_batch: int = 1024
     """Start states per dream phase."""
     horizon: int = 5
+    """Imagined steps per branch (without ``horizon_schedule``)."""
+    horizon_schedule: tuple[int, ...] = ()
+    """MBPO's rollout-length schedule ``[start_step, end_step, h_start, h_end]`` (env steps):
+    the horizon is ``h_start`` up to ``start_step``, ``h_end`` from ``end_step`` on and
+    linear in between, floored; it replaces ``horizon``. Empty: the fixed ``horizon``."""
     threshold: float = 0.5
     """Initial uncertainty threshold at rollout step 0."""
     threshold_decay: float = 0.85
@@ -247,7 +254,8 @@ class DreamingConfig:
     """Multiplicative threshold change per phase when acceptance is off target by > 0.1."""
     min_accept_quantile: float = 0.1
     """The step-0 threshold never drops below this quantile of step-0 uncertainties, so a
-    phase always accepts some transitions."""
+    phase always accepts some transitions. With 0 and ``adaptive_threshold: false`` the
+    threshold is fixed and a phase may accept nothing."""
     calibrate_threshold: bool = False
     """At the first dream phase, set the step-0 threshold to the ``target_acceptance``
     quantile of that phase's step-0 uncertainties instead of starting from the absolute
@@ -283,6 +291,16 @@ class DreamingConfig:
         for name in ("every", "rollout_batch", "horizon", "buffer_size", "recent_window"):
             _check(getattr(self, name) >= 1, k + name, "must be >= 1")
         _check(self.start_step >= 0, k + "start_step", "must be >= 0")
+        if self.horizon_schedule:
+            sched = k + "horizon_schedule"
+            _check(
+                len(self.horizon_schedule) == 4,
+                sched,
+                "needs [start_step, end_step, h_start, h_end]",
+            )
+            a, b, h0, h1 = self.horizon_schedule
+            _check(0 <= a <= b, sched, f"needs 0 <= start_step <= end_step, got {a}, {b}")
+            _check(min(h0, h1) >= 1, sched, f"horizons must be >= 1, got {h0}, {h1}")
         _check(self.threshold > 0, k + "threshold", "must be > 0")
         _check(0 < self.threshold_decay <= 1, k + "threshold_decay", "must lie in (0, 1]")
         _check(0 < self.target_acceptance < 1, k + "target_acceptance", "must lie in (0, 1)")

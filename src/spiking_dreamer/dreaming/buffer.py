@@ -26,7 +26,8 @@ class DreamBuffer(ReplayBuffer):
     def add_dreams(
         self, batch: Batch, uncertainty: Tensor, env_step: int, model_version: int
     ) -> None:
-        """Store ``N`` imagined transitions (all values must be finite)."""
+        """Store ``N`` imagined transitions; a non-finite value in ``batch`` raises
+        :class:`~spiking_dreamer.buffers.NonFiniteTransitionError` and stores nothing."""
         n = min(batch.obs.shape[0], self.capacity)
         if n == 0:
             return

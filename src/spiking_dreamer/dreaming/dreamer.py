@@ -5,7 +5,8 @@ One dream phase:
 
 1. draw ``rollout_batch`` start states from the real buffer (a ``recent_fraction`` of them from
    the newest ``recent_window`` transitions);
-2. for ``h = 0 .. horizon - 1`` on the branches still alive: the current actor picks actions from
+2. for ``h = 0 .. horizon - 1`` (fixed, or MBPO's linear schedule over env steps, see
+   :func:`rollout_horizon`) on the branches still alive: the current actor picks actions from
    the raw imagined observations (the same ``actor(raw_obs)`` call as in the real env, so the
    observation pipeline cannot differ), Gaussian exploration noise is added and the actions are
    clipped to the env's real bounds; the ensemble predicts every member's next state and reward;
@@ -26,6 +27,7 @@ One dream phase:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -60,6 +62,21 @@ def uncertainty(pred: Prediction, elites: Tensor, kind: str) -> Tensor:
             raise ValueError("max_std uncertainty needs a Gaussian head")
         return torch.exp(0.5 * pred.logvar[elites]).norm(dim=-1).max(0).values
     raise ValueError(f"unknown uncertainty {kind!r}")
+
+
+def rollout_horizon(cfg: DreamingConfig, env_step: int) -> int:
+    """Rollout length at ``env_step``: ``cfg.horizon``, or with ``cfg.horizon_schedule =
+    [a, b, h_a, h_b]`` MBPO's schedule (Janner et al., 2019, App. C): ``h_a`` up to step
+    ``a``, ``h_b`` from step ``b`` on, ``floor(h_a + (t - a) / (b - a) * (h_b - h_a))``
+    between."""
+    if not cfg.horizon_schedule:
+        return cfg.horizon
+    a, b, h_a, h_b = cfg.horizon_schedule
+    if env_step <= a:
+        return h_a
+    if env_step >= b:
+        return h_b
+    return math.floor(h_a + (env_step - a) / (b - a) * (h_b - h_a))
 
 
 class Dreamer:
@@ -140,7 +157,8 @@ class Dreamer:
         obs = real.obs[self._start_indices(real)]
         attempted = accepted = nonfinite = 0
         u_all = []
-        for h in range(cfg.horizon):
+        horizon = rollout_horizon(cfg, env_step)
+        for h in range(horizon):
             if obs.shape[0] == 0:
                 break
             action, next_obs, reward, u, terminated = self.imagine_step(obs)
@@ -180,6 +198,7 @@ class Dreamer:
             "dream/uncertainty_mean": u_cat.mean().item() if len(u_cat) else float("nan"),
             "dream/uncertainty_max": u_cat.max().item() if len(u_cat) else float("nan"),
             "dream/threshold": self.threshold,
+            "dream/horizon": float(horizon),
             "dream/discarded_nonfinite": float(nonfinite),
             "dream/buffer_size": float(len(dreams)),
         }

@@ -3,6 +3,8 @@ TD3 batches."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from spiking_dreamer.agent import Actor
@@ -38,14 +40,20 @@ class DreamEngine:
         term = termination_fn(
             env_id, cfg.env.kwargs, allow_never=cfg.world_model.assume_never_terminates
         )
-        self.model = SpikingEnsembleModel(obs_dim, act_dim, cfg.world_model).to(device)
+        # Initialised from the global CPU generator like the agent's networks, but without
+        # advancing it: a Bernoulli actor encoder draws from it, and a dreaming run must draw
+        # the same numbers as its --no-dreaming baseline until its first dream phase.
+        with torch.random.fork_rng(devices=[]):
+            self.model = SpikingEnsembleModel(obs_dim, act_dim, cfg.world_model).to(device)
         self.model_trainer = ModelTrainer(self.model, cfg.world_model, generator)
         self.buffer = DreamBuffer(cfg.dreaming.buffer_size, obs_dim, act_dim, device)
         self.dreamer = Dreamer(self.model, actor, term, cfg.dreaming, generator)
         self.generator = generator
 
     def on_env_step(self, step: int, real: ReplayBuffer) -> dict[str, float]:
-        """Run whatever phase is due after env step ``step``; returns metrics to log."""
+        """Run whatever phase is due after env step ``step``; returns metrics to log. A dream
+        phase logs, besides its own statistics, the model's latest hold-out MSE and the world
+        model's per-block firing rates while dreaming (``dream/firing_rate/block<i>``)."""
         wm, dc = self.cfg.world_model, self.cfg.dreaming
         metrics: dict[str, float] = {}
         if step >= self.cfg.train.update_after and step % wm.train_every == 0 and len(real) > 1:
@@ -54,6 +62,9 @@ class DreamEngine:
                 metrics[f"model/firing_rate/block{i}"] = float(rate)
         if step >= dc.start_step and step % dc.every == 0 and self.model_trainer.version > 0:
             metrics.update(self.dreamer.phase(real, self.buffer, step, self.model_trainer.version))
+            metrics["dream/model_holdout_mse"] = self.model_trainer.last_holdout_mse
+            for i, rate in enumerate(self.model.last_firing_rates):
+                metrics[f"dream/firing_rate/block{i}"] = float(rate)
         return metrics
 
     def sample(self, real: ReplayBuffer, batch_size: int, generator: torch.Generator) -> Batch:
@@ -74,6 +85,7 @@ class DreamEngine:
             "optimizer": self.model_trainer.optimizer.state_dict(),
             "version": self.model_trainer.version,
             "skipped_steps": self.model_trainer.skipped_steps,
+            "holdout_mse": self.model_trainer.last_holdout_mse,
             "buffer": self.buffer.state_dict(),
             "threshold": self.dreamer.threshold,
             "threshold_calibrated": self.dreamer.calibrated,
@@ -85,6 +97,7 @@ class DreamEngine:
         self.model_trainer.optimizer.load_state_dict(state["optimizer"])
         self.model_trainer.version = state["version"]
         self.model_trainer.skipped_steps = state["skipped_steps"]
+        self.model_trainer.last_holdout_mse = state.get("holdout_mse", math.nan)
         self.buffer.load_state_dict(state["buffer"])
         self.dreamer.threshold = state["threshold"]
         self.dreamer.calibrated = state.get("threshold_calibrated", False)

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic, build_actor
-from spiking_dreamer.buffers import ReplayBuffer, Source
+from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer, Source
 from spiking_dreamer.config import (
     Config,
     ConfigError,
@@ -94,6 +94,7 @@ FORK_KEYS = (
     "dreaming.every",
     "dreaming.rollout_batch",
     "dreaming.horizon",
+    "dreaming.horizon_schedule",
     "dreaming.threshold",
     "dreaming.threshold_decay",
     "dreaming.adaptive_threshold",
@@ -394,10 +395,7 @@ class Trainer:
         if log_now:
             record = {f"train/{k}": v.item() for k, v in self._losses.items()}
             if not all(math.isfinite(v) for v in record.values()):
-                raise TrainingDivergedError(
-                    f"non-finite TD3 loss at step {self.step} ({record}); the last good "
-                    f"training state is in {self.run_dir / 'checkpoints'} (resume with --resume)"
-                )
+                raise self._diverged(f"non-finite TD3 loss at step {self.step} ({record})")
             record["time/env_steps_per_s"] = self.env_steps_per_s()
             self.logger.log(self.step, record)
         if eval_now:
@@ -405,6 +403,12 @@ class Trainer:
         if self.step >= self._next_checkpoint and self._needs_reset:
             self.save_state()
         return log_now or eval_now
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        return TrainingDivergedError(
+            f"{what}; nothing of it was stored: the last good training state is in "
+            f"{self.run_dir / 'checkpoints'} (resume with --resume)"
+        )
 
     def save_state(self) -> None:
         """Write the full training state (only at an episode boundary, so the env needs no
@@ -622,8 +626,17 @@ class Trainer:
             action = self.env.action_space.sample()
         else:
             action = self.agent.act(obs, self.np_rng, self.cfg.td3.exploration_noise)
+            if not np.isfinite(action).all():
+                raise self._diverged(
+                    f"the actor's action is non-finite at env step {self.step + 1}"
+                )
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
-        self.buffer.add(obs, action, reward, next_obs, terminated, Source.REAL)
+        try:
+            self.buffer.add(obs, action, reward, next_obs, terminated, Source.REAL)
+        except NonFiniteTransitionError as e:
+            raise self._diverged(
+                f"non-finite transition at env step {self.step + 1} ({e})"
+            ) from None
         self.actor.obs_normalizer.update(torch.as_tensor(obs))
         self.step += 1
         self.episode_return += float(reward)

@@ -47,6 +47,8 @@ class ModelTrainer:
         )
         self.version = 0
         self.skipped_steps = 0
+        self.last_holdout_mse = math.nan
+        """Mean hold-out MSE over members after the latest phase."""
 
     def train_phase(self, buffer: ReplayBuffer, max_steps: int | None = None) -> dict[str, float]:
         """One training phase on the first ``len(buffer)`` transitions of ``buffer``."""
@@ -94,9 +96,10 @@ class ModelTrainer:
         model.eval()
         self.version += 1
         elite_mse = holdout[model.elites]
+        self.last_holdout_mse = holdout.mean().item()
         return {
             "model/train_loss": torch.stack(losses).mean().item() if losses else math.nan,
-            "model/holdout_mse": holdout.mean().item(),
+            "model/holdout_mse": self.last_holdout_mse,
             "model/elite_holdout_mse": elite_mse.mean().item(),
             "model/train_steps": float(steps),
             "model/skipped_steps": float(self.skipped_steps),
