@@ -22,3 +22,21 @@ def tiny_td3(
     actor = PopSpikingActor(obs_dim, -high, high, TINY_ACTOR)
     critic = TwinQCritic(obs_dim, act_dim, (16, 16))
     return TD3(actor, critic, td3 or TD3Config(), torch.Generator().manual_seed(seed))
+
+
+TINY_SETTINGS = [
+    "actor.hidden_sizes=[16]",
+    "actor.spike_ts=2",
+    "critic.hidden_sizes=[16, 16]",
+    "td3.batch_size=16",
+    "train.start_steps=50",
+    "train.update_after=25",
+    "train.eval_every=50",
+    "train.eval_episodes=1",
+    "log.log_every=25",
+    "log.progress=false",
+    "log.tensorboard=false",
+    "env.kwargs={max_episode_steps: 25}",
+]
+"""``--set`` overrides for a CLI run of seconds (no world model settings: baseline arms)."""
+TINY_ARGS = [a for s in TINY_SETTINGS for a in ("--set", s)]

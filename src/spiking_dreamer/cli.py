@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spiking_dreamer import __version__
-from spiking_dreamer.config import ConfigError, load_config
-from spiking_dreamer.envs import EnvError
+from spiking_dreamer.config import load_config
+from spiking_dreamer.errors import ConfigError, EnvError, TrainingDivergedError, UserError
 
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
@@ -325,21 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         parser.error("--episodes must be >= 1")
-    from spiking_dreamer.export import MissingExtraError
-    from spiking_dreamer.termination import TerminationError
-    from spiking_dreamer.training.checkpoint import CheckpointError
-    from spiking_dreamer.training.trainer import RunDirError, TrainingDivergedError
-
     try:
         return args.func(args)
-    except (
-        ConfigError,
-        EnvError,
-        CheckpointError,
-        RunDirError,
-        MissingExtraError,
-        TerminationError,
-    ) as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TrainingDivergedError as e:

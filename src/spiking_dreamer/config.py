@@ -20,9 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the key and its source."""
+from spiking_dreamer.errors import ConfigError
 
 
 def _check(cond: bool, key: str, msg: str) -> None:

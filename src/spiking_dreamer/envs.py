@@ -10,15 +10,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from spiking_dreamer.errors import EnvError
+
 # Observation layout and dynamics of these v4 tasks match v5 (gymnasium 1.x moved v2/v3 out).
 _V4_TO_V5 = re.compile(
     r"^(HalfCheetah|Ant|Hopper|Walker2d|Humanoid|HumanoidStandup|Swimmer|Reacher|Pusher|"
     r"InvertedPendulum|InvertedDoublePendulum)-v4$"
 )
-
-
-class EnvError(ValueError):
-    """An environment id or argument that cannot be used."""
 
 
 def resolve_env_id(env_id: str) -> str:

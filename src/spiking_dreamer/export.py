@@ -65,7 +65,6 @@ E_AC = 0.9 pJ, E_MAC = 4.6 pJ from Horowitz, ISSCC 2014). The caveats are in
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import os
@@ -80,6 +79,8 @@ from torch import Tensor
 
 from spiking_dreamer import __version__
 from spiking_dreamer.agent import Actor, PopSpikingActor
+from spiking_dreamer.errors import MissingExtraError as MissingExtraError  # re-exported
+from spiking_dreamer.errors import import_extra
 from spiking_dreamer.snn.encoding import ENCODER_THRESHOLD
 from spiking_dreamer.training.checkpoint import CheckpointError, load_actor
 
@@ -94,7 +95,6 @@ HOST_PARTS = (
     "population decoder",
     "tanh and action scaling",
 )
-INSTALL_HINT = "pip install 'spiking-dreamer[export]'"
 
 E_AC_FP32 = 0.9e-12
 E_MAC_FP32 = 4.6e-12
@@ -116,19 +116,6 @@ ENERGY_CAVEATS = (
     "These are operation-count estimates, not hardware measurements; platform comparisons "
     "(e.g. PopSAN's Loihi vs Jetson TX2) measure something else.",
 )
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency of the export functions is not installed."""
-
-
-def _import_optional(name: str, purpose: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError as e:
-        raise MissingExtraError(
-            f"{purpose} needs the optional package {name!r} ({e}): {INSTALL_HINT}"
-        ) from None
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -254,7 +241,7 @@ def actor_to_nir(
 ) -> tuple[Any, bool]:
     """The spiking core of ``actor`` as a ``nir.NIRGraph``; returns it and whether ``metadata``
     was stored in the graph (graph metadata needs a ``nir`` whose ``NIRGraph`` accepts it)."""
-    nir = _import_optional("nir", "NIR export")
+    nir = import_extra("nir", "NIR export", "export")
     c = actor.cfg
     nodes: dict[str, Any] = {"input": nir.Input(input_type=np.array([actor.encoder.out_dim]))}
     edges, prev = [], "input"
@@ -304,7 +291,7 @@ def export_nir(
     """
     actor, data = load_actor(checkpoint_path)
     actor = spiking_actor(actor, checkpoint_path, "NIR export")
-    nir = _import_optional("nir", "NIR export")
+    nir = import_extra("nir", "NIR export", "export")
     out_path, side = Path(out_path), sidecar_path(out_path)
     c = actor.cfg
     meta: dict[str, Any] = {
@@ -360,7 +347,7 @@ def export_safetensors(checkpoint_path: str | Path, out_path: str | Path) -> dic
         MissingExtraError: ``safetensors`` is not installed.
     """
     actor, data = load_actor(checkpoint_path)
-    st = _import_optional("safetensors.torch", "safetensors export")
+    st = import_extra("safetensors.torch", "safetensors export", "export")
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in actor.state_dict().items()}
     tensors["obs_normalizer.var"] = actor.obs_normalizer.var.detach().cpu().clone().contiguous()
     metadata = {

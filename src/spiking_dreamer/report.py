@@ -39,6 +39,7 @@ import numpy.typing as npt
 import yaml
 
 from spiking_dreamer.config import ConfigError
+from spiking_dreamer.errors import MissingExtraError
 
 REPORT_INSTALL_HINT = "pip install 'spiking-dreamer[report]'"
 ARM_ORDER = ("dreaming", "baseline")
@@ -576,8 +577,6 @@ def plot_task(task: Mapping[str, Any], runs: Sequence[RunData], out_dir: Path) -
         from matplotlib.figure import Figure
         from matplotlib.ticker import FuncFormatter
     except ImportError as e:
-        from spiking_dreamer.export import MissingExtraError
-
         raise MissingExtraError(
             f"report figures need matplotlib ({e}): {REPORT_INSTALL_HINT}"
         ) from None

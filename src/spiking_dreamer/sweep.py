@@ -51,11 +51,11 @@ from spiking_dreamer.config import (
     flatten_keys,
     load_config,
 )
+from spiking_dreamer.errors import import_extra
 from spiking_dreamer.provenance import git_commit, machine_info, versions
 
 ARMS = ("dreaming", "baseline")
 STATUSES = ("pending", "running", "done", "failed")
-SWEEP_INSTALL_HINT = "pip install 'spiking-dreamer[sweep]'"
 # keys that may differ between a run directory's stored config and the sweep's without making
 # the run a different experiment: the run settings a resume takes from the sweep, and the device
 # (a resume keeps the stored one; loading refuses a state saved on another kind of device)
@@ -346,15 +346,7 @@ def run_one(
 
 def import_ray() -> Any:
     """``ray``, or MissingExtraError naming the extra that installs it."""
-    from spiking_dreamer.export import MissingExtraError
-
-    try:
-        import ray
-    except ImportError as e:
-        raise MissingExtraError(
-            f"spiking-dreamer sweep needs Ray ({e}): {SWEEP_INSTALL_HINT}"
-        ) from None
-    return ray
+    return import_extra("ray", "spiking-dreamer sweep", "sweep")
 
 
 @contextlib.contextmanager

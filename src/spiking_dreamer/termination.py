@@ -73,6 +73,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from spiking_dreamer.errors import TerminationError
+
 __all__ = [
     "TERMINATION_FNS",
     "TerminationError",
@@ -90,10 +92,6 @@ TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``(obs [N, O], action [N, A], next_obs [N, O]) -> terminated bool [N]``."""
 
 Range = tuple[float, float]
-
-
-class TerminationError(ValueError):
-    """No exact termination function exists for an env id or its keyword arguments."""
 
 
 class _Unsupported(TerminationError):

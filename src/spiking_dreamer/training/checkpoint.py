@@ -21,15 +21,12 @@ from torch.torch_version import TorchVersion
 from spiking_dreamer import __version__
 from spiking_dreamer.agent import Actor, build_actor
 from spiking_dreamer.config import Config, ConfigError, config_from_dict
+from spiking_dreamer.errors import CheckpointError
 from spiking_dreamer.provenance import versions
 
 ACTOR_FORMAT = "spiking-dreamer/actor"
 STATE_FORMAT = "spiking-dreamer/training-state"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that is missing, unreadable, of another kind or incompatible."""
 
 
 def atomic_torch_save(obj: Any, path: Path, keep_previous: bool = False) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from spiking_dreamer.config import LogConfig
+from spiking_dreamer.errors import import_extra
 
 
 class MetricsLogger:
@@ -40,12 +41,7 @@ class MetricsLogger:
             purge = resume["step"] + 1 if resume else None
             self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
         if cfg.wandb:
-            try:
-                import wandb
-            except ImportError:
-                raise RuntimeError(
-                    "--wandb needs the wandb package: pip install 'spiking-dreamer[wandb]'"
-                ) from None
+            wandb = import_extra("wandb", "--wandb (log.wandb)", "wandb")
             self._wandb = wandb.init(
                 project=cfg.wandb_project,
                 name=run_name,

@@ -36,6 +36,7 @@ from spiking_dreamer.config import (
 )
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
+from spiking_dreamer.errors import RunDirError, TrainingDivergedError
 from spiking_dreamer.provenance import versions
 from spiking_dreamer.training.checkpoint import (
     FORMAT_VERSION,
@@ -49,14 +50,6 @@ from spiking_dreamer.training.checkpoint import (
 )
 from spiking_dreamer.training.evaluate import evaluate
 from spiking_dreamer.training.logger import MetricsLogger
-
-
-class RunDirError(RuntimeError):
-    """The run directory cannot be used."""
-
-
-class TrainingDivergedError(RuntimeError):
-    """A TD3 loss became non-finite; the last good training state is kept."""
 
 
 def resolve_device(name: str) -> torch.device:
