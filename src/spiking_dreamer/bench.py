@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer.config import Config, ConfigError, parse_override
+from spiking_dreamer.config import KEY_RULES, Config, ConfigError, parse_override
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
 
@@ -52,18 +52,7 @@ def median_ms(fn: Callable[[], Any], repeats: int, warmup: int = 5) -> float:
     return 1e3 * statistics.median(times)
 
 
-BENCH_KEYS = {
-    "train.threads": "--threads",
-    "env.id": "--env",
-    "train.device": "--device",
-    "train.compile": "--compile (it times both)",
-    "train.start_steps": "--warmup",
-    "train.update_after": "--warmup",
-    "dreaming.start_step": "--warmup",
-    "train.eval_every": "nothing (no evaluation while timing)",
-    "actor.kind": "nothing (it times both actors)",
-    "dreaming.enabled": "nothing (it times both arms)",
-}
+BENCH_KEYS = {k: r.bench for k, r in KEY_RULES.items() if r.bench}
 """Config keys the benchmark sets itself, and the flag that sets each."""
 
 

@@ -28,9 +28,44 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    fork: bool = False,
+    resume: bool = False,
+    bench: str | None = None,
+    experiment: bool = True,
+) -> Any:
+    """A config field with what the key may do, declared next to it (see :class:`KeyRule`)."""
+    rule = KeyRule(fork=fork, resume=resume, bench=bench, experiment=experiment)
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"rule": rule})
+    return field(default=default, metadata={"rule": rule})
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    """What one config key may do besides configuring a new run.
+
+    Attributes:
+        fork: may change when a run is forked (it shapes no saved tensor).
+        resume: may change when a run is resumed (how a run executes and logs, not what it
+            trains; a ``train.compile`` change alters floating-point rounding, so such a resume
+            equals an uninterrupted run within float tolerance only).
+        bench: the ``spiking-dreamer bench`` flag that sets the key (``--set`` of it is refused).
+        experiment: part of what defines an experiment (a sweep refuses a run directory whose
+            stored value differs); ``False`` for run settings and the device.
+    """
+
+    fork: bool = False
+    resume: bool = False
+    bench: str | None = None
+    experiment: bool = True
+
+
 @dataclass(frozen=True)
 class EnvConfig:
-    id: str = "HalfCheetah-v5"
+    id: str = setting("HalfCheetah-v5", bench="--env")
     """Gymnasium environment id (v5 MuJoCo ids; v4 ids are mapped to v5)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for ``gymnasium.make``."""
@@ -40,7 +75,7 @@ class EnvConfig:
 class ActorConfig:
     """PopSAN actor (Tang et al., CoRL 2020)."""
 
-    kind: Literal["popsan", "mlp"] = "popsan"
+    kind: Literal["popsan", "mlp"] = setting("popsan", bench="nothing (it times both actors)")
     """``mlp``: the ANN reference actor (same normaliser, hidden sizes and loop)."""
     encoder_pop_dim: int = 10
     decoder_pop_dim: int = 10
@@ -86,14 +121,14 @@ class TD3Config:
 
     actor_lr: float = 1e-4
     critic_lr: float = 1e-3
-    batch_size: int = 100
-    gamma: float = 0.99
-    tau: float = 0.005
-    policy_delay: int = 2
-    exploration_noise: float = 0.1
-    target_noise: float = 0.2
-    noise_clip: float = 0.5
-    firing_rate_penalty: float = 0.0
+    batch_size: int = setting(100, fork=True)
+    gamma: float = setting(0.99, fork=True)
+    tau: float = setting(0.005, fork=True)
+    policy_delay: int = setting(2, fork=True)
+    exploration_noise: float = setting(0.1, fork=True)
+    target_noise: float = setting(0.2, fork=True)
+    noise_clip: float = setting(0.5, fork=True)
+    firing_rate_penalty: float = setting(0.0, fork=True)
     """Coefficient of the spiking actor's mean firing rate in the actor loss (0: off)."""
 
     def __post_init__(self) -> None:
@@ -111,25 +146,29 @@ class TD3Config:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    total_steps: int = 1_000_000
+    total_steps: int = setting(1_000_000, fork=True)
     """Environment steps, random warm-up included."""
-    start_steps: int = 10_000
+    start_steps: int = setting(10_000, bench="--warmup")
     """Uniform random actions before the policy acts."""
-    update_after: int = 1_000
+    update_after: int = setting(1_000, bench="--warmup")
     """Env steps before TD3 updates start (PopSAN/Spinning Up: 1,000)."""
-    updates_per_step: int = 1
+    updates_per_step: int = setting(1, fork=True)
+    """TD3 updates per env step (the update-to-data ratio); with dreaming, until TD3 batches
+    include dreams, or throughout unless ``dreaming.updates_per_step`` is set."""
     replay_size: int = 1_000_000
-    eval_every: int = 5_000
+    eval_every: int = setting(5_000, fork=True, bench="nothing (no evaluation while timing)")
     eval_episodes: int = 10
     eval_seed_offset: int = 10_000
     """The evaluation env is seeded with ``seed + eval_seed_offset`` at every evaluation."""
-    checkpoint_every: int = 25_000
+    checkpoint_every: int = setting(25_000, fork=True)
     """Env steps between full training-state checkpoints (taken at the next episode end)."""
-    device: str = "auto"
+    device: str = setting("auto", experiment=False, bench="--device")
     """``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``."""
-    threads: int = 1
+    threads: int = setting(1, fork=True, resume=True, experiment=False, bench="--threads")
     """torch intra-op threads; 1 suits the small networks here (0 keeps torch's default)."""
-    compile: bool = False
+    compile: bool = setting(
+        False, fork=True, resume=True, experiment=False, bench="--compile (it times both)"
+    )
     """``torch.compile`` acting and the TD3 update's network forwards (spiking backward
     included); same maths, fewer kernel launches; compiling takes a while once."""
 
@@ -177,17 +216,17 @@ class WorldModelConfig:
     """``gaussian``: mean and soft-bounded log-variance trained with Gaussian NLL."""
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    batch_size: int = 256
-    grad_clip: float = 1.0
-    train_every: int = 250
+    batch_size: int = setting(256, fork=True)
+    grad_clip: float = setting(1.0, fork=True)
+    train_every: int = setting(250, fork=True)
     """Env steps between training phases."""
-    train_steps: int = 20
+    train_steps: int = setting(20, fork=True)
     """Upper bound on gradient steps per training phase (bounds the cost per env step)."""
     holdout_ratio: float = 0.2
-    max_holdout: int = 1000
-    holdout_every: int = 20
+    max_holdout: int = setting(1000, fork=True)
+    holdout_every: int = setting(20, fork=True)
     """Gradient steps between hold-out evaluations (early stopping and elite selection)."""
-    patience: int = 5
+    patience: int = setting(5, fork=True)
     """Stop a phase after this many hold-out checks without a 1% improvement of any member.
     With the defaults (``train_steps`` = ``holdout_every``) a phase makes one check, so early
     stopping only acts in MBPO-like long phases (large ``train_steps``)."""
@@ -229,60 +268,61 @@ class WorldModelConfig:
 class DreamingConfig:
     """Uncertainty-guided imagined rollouts (MBPO/MOPO style); defaults are the seed's values."""
 
-    enabled: bool = True
-    start_step: int = 50_000
+    enabled: bool = setting(True, bench="nothing (it times both arms)")
+    start_step: int = setting(50_000, fork=True, bench="--warmup")
     """First env step with a dream phase (the world model trains from ``train.update_after``)."""
-    every: int = 250
+    every: int = setting(250, fork=True)
     """Env steps between dream phases."""
-    rollout_batch: int = 1024
+    rollout_batch: int = setting(1024, fork=True)
     """Start states per dream phase."""
-    horizon: int = 5
+    horizon: int = setting(5, fork=True)
     """Imagined steps per branch (without ``horizon_schedule``)."""
-    horizon_schedule: tuple[int, ...] = ()
+    horizon_schedule: tuple[int, ...] = setting((), fork=True)
     """MBPO's rollout-length schedule ``[start_step, end_step, h_start, h_end]`` (env steps):
     the horizon is ``h_start`` up to ``start_step``, ``h_end`` from ``end_step`` on and
     linear in between, floored; it replaces ``horizon``. Empty: the fixed ``horizon``."""
-    threshold: float = 0.5
+    threshold: float = setting(0.5, fork=True)
     """Initial uncertainty threshold at rollout step 0."""
-    threshold_decay: float = 0.85
+    threshold_decay: float = setting(0.85, fork=True)
     """Threshold at rollout step h is ``threshold * threshold_decay**h`` (tightens with h)."""
-    adaptive_threshold: bool = True
-    target_acceptance: float = 0.6
-    adapt_rate: float = 0.05
+    adaptive_threshold: bool = setting(True, fork=True)
+    target_acceptance: float = setting(0.6, fork=True)
+    adapt_rate: float = setting(0.05, fork=True)
     """Multiplicative threshold change per phase when acceptance is off target by > 0.1."""
-    min_accept_quantile: float = 0.1
+    min_accept_quantile: float = setting(0.1, fork=True)
     """The step-0 threshold never drops below this quantile of step-0 uncertainties, so a
     phase always accepts some transitions. With 0 and ``adaptive_threshold: false`` the
     threshold is fixed and a phase may accept nothing."""
-    calibrate_threshold: bool = False
+    calibrate_threshold: bool = setting(False, fork=True)
     """At the first dream phase, set the step-0 threshold to the ``target_acceptance``
     quantile of that phase's step-0 uncertainties instead of starting from the absolute
     ``threshold`` (whose scale depends on the model and the metric); adaptation goes on from
     there. Off: the seed's behaviour."""
-    uncertainty: Literal["variance", "max_deviation", "max_std"] = "variance"
+    uncertainty: Literal["variance", "max_deviation", "max_std"] = setting("variance", fork=True)
     """``variance``: mean over state dims of the across-member variance of predicted normalised
     state changes (the seed's metric); ``max_deviation``: max over members of the L2 distance of
     a member's mean from the members' mean; ``max_std``: MOPO's max over members of the L2 norm
     of the predicted std (needs ``world_model.head: gaussian``)."""
-    uncertainty_members: Literal["all", "elites"] = "all"
+    uncertainty_members: Literal["all", "elites"] = setting("all", fork=True)
     """Members the uncertainty is computed over: ``all`` (MOPO's convention; ranks errors better
     in the world-model benchmark) or only the ``elites`` that supply the transitions."""
-    transition: Literal["sample", "elite_mean"] = "sample"
+    transition: Literal["sample", "elite_mean"] = setting("sample", fork=True)
     """Where a dream transition comes from: ``sample``, one random elite per transition,
     sampling its Gaussian for a Gaussian head (MBPO's TS1; the seed's); ``elite_mean``, the
     mean of the elites' predicted means (no sampling: smaller TD-target error in
     ``benchmarks/dream_fidelity.py``, but no model noise in the dreams)."""
-    penalty: float = 1.0
+    penalty: float = setting(1.0, fork=True)
     """MOPO penalty: stored reward is ``r - penalty * u``."""
-    exploration_noise: float = 0.1
+    exploration_noise: float = setting(0.1, fork=True)
     buffer_size: int = 100_000
-    real_ratio: float = 0.5
+    real_ratio: float = setting(0.5, fork=True)
     """Share of real transitions in each TD3 batch once dreams exist."""
-    updates_per_step: int = 1
-    """TD3 updates per env step once dreams exist (UTD)."""
-    recent_fraction: float = 0.0
+    updates_per_step: int = setting(0, fork=True)
+    """TD3 updates per env step once TD3 batches include dreams; 0: ``train.updates_per_step``
+    throughout (see :meth:`Config.updates_per_step`)."""
+    recent_fraction: float = setting(0.0, fork=True)
     """Share of start states drawn from the newest ``recent_window`` real transitions."""
-    recent_window: int = 20_000
+    recent_window: int = setting(20_000, fork=True)
 
     def __post_init__(self) -> None:
         k = "dreaming."
@@ -307,7 +347,7 @@ class DreamingConfig:
         _check(self.penalty >= 0, k + "penalty", "must be >= 0")
         _check(self.exploration_noise >= 0, k + "exploration_noise", "must be >= 0")
         _check(0 <= self.real_ratio <= 1, k + "real_ratio", "must lie in [0, 1]")
-        _check(self.updates_per_step >= 1, k + "updates_per_step", "must be >= 1")
+        _check(self.updates_per_step >= 0, k + "updates_per_step", "must be >= 0")
         _check(0 <= self.recent_fraction <= 1, k + "recent_fraction", "must lie in [0, 1]")
 
 
@@ -336,13 +376,40 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     dreaming: DreamingConfig = field(default_factory=DreamingConfig)
-    log: LogConfig = field(default_factory=LogConfig)
+    log: LogConfig = field(
+        default_factory=LogConfig,
+        metadata={"rule": KeyRule(fork=True, resume=True, experiment=False)},
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples become lists), suitable for YAML, JSON and checkpoints."""
         return _plain(dataclasses.asdict(self))
 
+    def updates_per_step(self, dreams_in_batch: bool) -> int:
+        """TD3 updates per env step, the one rule: ``train.updates_per_step``, except once
+        TD3 batches include dreams (``dreams_in_batch``) and ``dreaming.updates_per_step`` is
+        set (> 0): then that."""
+        if dreams_in_batch and self.dreaming.updates_per_step > 0:
+            return self.dreaming.updates_per_step
+        return self.train.updates_per_step
+
     def __post_init__(self) -> None:
+        d = self.dreaming
+        if (
+            d.enabled
+            and d.real_ratio == 1
+            and d.updates_per_step
+            not in (
+                0,
+                self.train.updates_per_step,
+            )
+        ):
+            raise ConfigError(
+                f"dreaming.updates_per_step: {d.updates_per_step} would never apply: with "
+                "dreaming.real_ratio: 1 no TD3 batch includes dreams; set "
+                "dreaming.updates_per_step: 0 and the updates per env step with "
+                "train.updates_per_step"
+            )
         if self.dreaming.enabled and self.dreaming.uncertainty == "max_std":
             _check(
                 self.world_model.head == "gaussian",
@@ -355,11 +422,26 @@ class Config:
         return config_from_dict(_deep_merge(self.to_dict(), sections, "replace()"), "replace()")
 
 
-RUN_SETTINGS = ("log.", "train.threads", "train.compile")
-"""Key prefixes that say how a run executes and logs, not what it trains: a resumed run may
-change them (a compile change alters floating-point rounding, so such a resume equals an
-uninterrupted run within float tolerance only). Not the device: the random generators' states
-cannot move between a CPU and a GPU."""
+def _key_rules(cls: type, prefix: str = "", inherited: KeyRule | None = None) -> dict:
+    out: dict[str, KeyRule] = {}
+    for f in dataclasses.fields(cls):
+        rule = f.metadata.get("rule", inherited or KeyRule())
+        tp = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(_key_rules(tp, f"{prefix}{f.name}.", f.metadata.get("rule")))
+        else:
+            out[f"{prefix}{f.name}"] = rule
+    return out
+
+
+KEY_RULES: dict[str, KeyRule] = _key_rules(Config)
+"""Every dotted config key and what it may do (declared with :func:`setting` next to the key;
+a section's rule applies to its keys without their own)."""
+RUN_SETTINGS = tuple(k for k, r in KEY_RULES.items() if r.resume)
+"""Keys that say how a run executes and logs, not what it trains: a resumed run may change
+them. Not the device: the random generators' states cannot move between a CPU and a GPU."""
+FORK_KEYS = tuple(k for k, r in KEY_RULES.items() if r.fork)
+"""Keys a fork may change; the rest shape the saved state."""
 
 
 def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,7 +449,7 @@ def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> d
     must be a run setting (:data:`RUN_SETTINGS`)."""
     out = dict(data)
     for key, value in settings.items():
-        if not key.startswith(RUN_SETTINGS) or key.count(".") != 1:
+        if key not in RUN_SETTINGS:
             raise ConfigError(
                 f"{key} cannot change when a run continues: only {', '.join(RUN_SETTINGS)}"
             )

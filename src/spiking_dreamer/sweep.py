@@ -45,6 +45,7 @@ from typing import Any, TextIO
 import yaml
 
 from spiking_dreamer.config import (
+    KEY_RULES,
     RUN_SETTINGS,
     ConfigError,
     config_from_dict,
@@ -59,7 +60,7 @@ STATUSES = ("pending", "running", "done", "failed")
 # keys that may differ between a run directory's stored config and the sweep's without making
 # the run a different experiment: the run settings a resume takes from the sweep, and the device
 # (a resume keeps the stored one; loading refuses a state saved on another kind of device)
-_IGNORED_KEYS = (*RUN_SETTINGS, "train.device")
+_IGNORED_KEYS = tuple(k for k, r in KEY_RULES.items() if not r.experiment)
 
 
 class SweepError(ConfigError):
@@ -217,7 +218,7 @@ def config_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[s
         a, b = stored.get(section, {}), wanted.get(section, {})
         for key in sorted(set(a) | set(b)):
             full = f"{section}.{key}"
-            if full.startswith(_IGNORED_KEYS):
+            if full in _IGNORED_KEYS:
                 continue
             if a.get(key) != b.get(key):
                 out.append(f"{full}: {a.get(key)!r} vs {b.get(key)!r}")
@@ -307,7 +308,7 @@ def run_one(
             if state == "resumable":
                 check_stored_config(run_dir, spec.cfg)
                 settings = flatten_keys(spec.cfg)
-                settings = {k: v for k, v in settings.items() if k.startswith(RUN_SETTINGS)}
+                settings = {k: v for k, v in settings.items() if k in RUN_SETTINGS}
                 trainer = Trainer.resume(run_dir, settings)  # this sweep's logging and threads
                 result["action"] = f"resumed at step {trainer.step}"
             else:

@@ -16,6 +16,8 @@ Noise scales are relative to the half-range of the action space. An optional act
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -167,3 +169,28 @@ class TD3:
             "actor_loss": self._actor_loss,
             "q_mean": q.detach().mean(),
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, optimisers, the update count and the latest actor loss (the
+        target-noise generator is its owner's to save)."""
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "actor_loss": self._actor_loss,
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.actor_target.load_state_dict(state["actor_target"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self._actor_loss = state["actor_loss"]
+        self.num_updates = state["num_updates"]

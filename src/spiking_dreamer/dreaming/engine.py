@@ -1,5 +1,5 @@
-"""Schedules world-model training and dream phases inside a training run and mixes dreams into
-TD3 batches."""
+"""The model-based half of a run: the world model, its trainer, the dream buffer and the dreamer,
+and how dreams are mixed into TD3 batches. The training loop decides when each phase runs."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
 class DreamEngine:
     """World model, its trainer, the dream buffer and the dreamer of one run.
 
-    Schedule (env steps ``t``): a model training phase every ``world_model.train_every`` steps
-    from ``train.update_after`` on; a dream phase every ``dreaming.every`` steps from
-    ``dreaming.start_step`` on, once the model has trained. Both costs are bounded per phase
+    The phases run when the training loop calls them (:meth:`train_model`, :meth:`dream`;
+    see :meth:`~spiking_dreamer.training.trainer.Trainer.advance`). Each phase's cost is bounded
     (``world_model.train_steps`` gradient steps, ``dreaming.rollout_batch x horizon`` model
-    steps), so their cost per env step is bounded too.
+    steps).
     """
 
     def __init__(
@@ -50,21 +49,27 @@ class DreamEngine:
         self.dreamer = Dreamer(self.model, actor, term, cfg.dreaming, generator)
         self.generator = generator
 
-    def on_env_step(self, step: int, real: ReplayBuffer) -> dict[str, float]:
-        """Run whatever phase is due after env step ``step``; returns metrics to log. A dream
-        phase logs, besides its own statistics, the model's latest hold-out MSE and the world
-        model's per-block firing rates while dreaming (``dream/firing_rate/block<i>``)."""
-        wm, dc = self.cfg.world_model, self.cfg.dreaming
-        metrics: dict[str, float] = {}
-        if step >= self.cfg.train.update_after and step % wm.train_every == 0 and len(real) > 1:
-            metrics.update(self.model_trainer.train_phase(real))
-            for i, rate in enumerate(self.model.last_firing_rates):
-                metrics[f"model/firing_rate/block{i}"] = float(rate)
-        if step >= dc.start_step and step % dc.every == 0 and self.model_trainer.version > 0:
-            metrics.update(self.dreamer.phase(real, self.buffer, step, self.model_trainer.version))
-            metrics["dream/model_holdout_mse"] = self.model_trainer.last_holdout_mse
-            for i, rate in enumerate(self.model.last_firing_rates):
-                metrics[f"dream/firing_rate/block{i}"] = float(rate)
+    @property
+    def model_trained(self) -> bool:
+        """Whether the world model has had a training phase (dreams need one)."""
+        return self.model_trainer.version > 0
+
+    def train_model(self, real: ReplayBuffer) -> dict[str, float]:
+        """A world-model training phase on the real transitions; returns its metrics and the
+        model's per-block firing rates (``model/firing_rate/block<i>``)."""
+        metrics = self.model_trainer.train_phase(real)
+        for i, rate in enumerate(self.model.last_firing_rates):
+            metrics[f"model/firing_rate/block{i}"] = float(rate)
+        return metrics
+
+    def dream(self, real: ReplayBuffer, step: int) -> dict[str, float]:
+        """A dream phase from real start states at env step ``step``; returns its statistics,
+        the model's latest hold-out MSE and its per-block firing rates while dreaming
+        (``dream/firing_rate/block<i>``)."""
+        metrics = self.dreamer.phase(real, self.buffer, step, self.model_trainer.version)
+        metrics["dream/model_holdout_mse"] = self.model_trainer.last_holdout_mse
+        for i, rate in enumerate(self.model.last_firing_rates):
+            metrics[f"dream/firing_rate/block{i}"] = float(rate)
         return metrics
 
     def sample(self, real: ReplayBuffer, batch_size: int, generator: torch.Generator) -> Batch:

@@ -1,0 +1,163 @@
+"""Run directories: where a run lives, and how a stopped run is found again or forked.
+
+A run directory holds ``config.yaml``, ``metrics.jsonl``, ``eval.jsonl``, ``tb/``,
+``summary.json`` and ``checkpoints/`` (``state.pt`` and ``state.pt.prev``: the two newest full
+training states; ``best.pt`` and ``last.pt``: actor checkpoints). A fork also has ``fork.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from spiking_dreamer.config import (
+    FORK_KEYS,
+    Config,
+    apply_overrides,
+    config_from_dict,
+    flatten_keys,
+    save_config,
+    with_run_settings,
+)
+from spiking_dreamer.errors import CheckpointError, ConfigError, RunDirError
+from spiking_dreamer.training.checkpoint import load_state_file, read_state, save_state_file
+
+
+def default_run_dir(cfg: Config) -> Path:
+    """``<log.run_root>/<env>__<arm>__s<seed>__<date-time>``."""
+    arm = "dreaming" if cfg.dreaming.enabled else "baseline"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.log.run_root) / f"{cfg.env.id}__{arm}__s{cfg.train.seed}__{stamp}"
+
+
+def state_path(run_dir: Path) -> Path:
+    return run_dir / "checkpoints" / "state.pt"
+
+
+def _check_new(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} exists and is not a directory")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunDirError(f"run directory {run_dir} is not empty; choose another --run-dir")
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, need_bytes: int) -> None:
+    """Create a new (or empty) run directory with its resolved ``config.yaml``, after checking
+    that ``need_bytes`` fit on its disk."""
+    _check_new(run_dir)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    except OSError as e:
+        raise RunDirError(f"cannot write to run directory {run_dir}: {e}") from None
+    free = shutil.disk_usage(run_dir).free
+    if free < need_bytes:
+        raise RunDirError(
+            f"{run_dir}: {free / 2**30:.2f} GiB free, but the replay buffer and its checkpoints "
+            f"need about {need_bytes / 2**30:.2f} GiB"
+        )
+
+
+def storage_estimate(obs_dim: int, act_dim: int, transitions: int) -> int:
+    """Bytes a full training-state checkpoint and its previous copy take, at most, for buffers
+    holding ``transitions`` in all."""
+    per_transition = 4 * (2 * obs_dim + act_dim + 2) + 1
+    return 2 * transitions * per_transition
+
+
+def resume_state(
+    run_dir: Path, settings: Mapping[str, Any] | None = None
+) -> tuple[Config, dict[str, Any]]:
+    """The stored config (with the dotted run ``settings`` applied) and the newest verifiable
+    training state of the run in ``run_dir``."""
+    if not run_dir.is_dir():
+        raise RunDirError(f"no run directory {run_dir} to resume")
+    state, used, problems = load_state_file(state_path(run_dir))
+    for problem in problems:
+        print(f"warning: {problem}; using {used}")
+    stored = with_run_settings(state["config"], settings or {})
+    return config_from_dict(stored, f"{used} (stored config)"), state
+
+
+def state_at(path: Path, step: int | None) -> tuple[dict[str, Any], Path]:
+    """The newest verifiable training state at ``path`` (or its ``.prev``), or the one saved at
+    env step ``step``."""
+    if step is None:
+        state, used, _ = load_state_file(path)
+        return state, used
+    seen = []
+    for candidate in (path, path.with_name(path.name + ".prev")):
+        if candidate.exists():
+            try:
+                state = read_state(candidate)
+            except CheckpointError as e:
+                seen.append(str(e))
+                continue
+            if state["counters"]["step"] == step:
+                return state, candidate
+            seen.append(f"{candidate.name}: step {state['counters']['step']}")
+    raise CheckpointError(f"no training state at step {step} in {path.parent} ({'; '.join(seen)})")
+
+
+def fork_state(
+    parent_dir: Path, run_dir: Path, overrides: list[str], step: int | None = None
+) -> tuple[Config, dict[str, Any]]:
+    """Set up ``run_dir`` as a fork of ``parent_dir``'s training state (the newest, or the one
+    saved at env step ``step``) with the settings in ``overrides`` changed; returns the fork's
+    config and the state it continues from.
+
+    Only keys that shape no saved tensor may change (:data:`~spiking_dreamer.config.FORK_KEYS`).
+    The parent's logs up to the fork step are copied, so the fork's curves start at step 0;
+    the fork gets its own W&B run. Changing ``dreaming.threshold`` also resets the adaptive
+    threshold to it.
+    """
+    state, used = state_at(state_path(parent_dir), step)
+    old = state["config"]
+    new = config_from_dict(apply_overrides(old, overrides), "--set overrides of the fork")
+    changed = sorted(
+        k for k, v in flatten_keys(new.to_dict()).items() if flatten_keys(old).get(k) != v
+    )
+    if state["dreaming"] is None:
+        idle = [k for k in changed if k.startswith(("dreaming.", "world_model."))]
+        if idle:
+            raise ConfigError(
+                f"{parent_dir} is a --no-dreaming run: {', '.join(idle)} would change nothing"
+            )
+    if "train.device" in changed:
+        raise ConfigError(
+            "a fork keeps its parent's train.device: the random generators' states cannot "
+            "move between a CPU and a GPU"
+        )
+    frozen = [k for k in changed if k not in FORK_KEYS]
+    if frozen:
+        raise ConfigError(
+            f"a fork cannot change {', '.join(frozen)}: it shapes the saved networks, "
+            f"buffers or optimisers; changeable: {', '.join(FORK_KEYS)}"
+        )
+    cap = min(new.train.replay_size, new.train.total_steps)
+    if cap != state["buffer"]["capacity"]:
+        raise ConfigError(
+            f"train.total_steps={new.train.total_steps} gives a replay buffer of {cap}, but "
+            f"the parent's holds {state['buffer']['capacity']} (the capacity is "
+            "min(train.replay_size, train.total_steps))"
+        )
+    _check_new(run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "eval.jsonl"):
+        if (parent_dir / name).exists():
+            shutil.copy2(parent_dir / name, run_dir / name)
+    if (parent_dir / "tb").is_dir():
+        shutil.copytree(parent_dir / "tb", run_dir / "tb")
+    state["config"] = new.to_dict()
+    state["logger"]["wandb_id"] = None
+    if "dreaming.threshold" in changed and state["dreaming"] is not None:
+        state["dreaming"]["threshold"] = new.dreaming.threshold
+    save_config(new, run_dir / "config.yaml")
+    record = {"parent": str(parent_dir), "state": str(used), "step": state["counters"]["step"]}
+    (run_dir / "fork.json").write_text(json.dumps({**record, "changed": changed}) + "\n")
+    save_state_file(state, state_path(run_dir))
+    return new, state
