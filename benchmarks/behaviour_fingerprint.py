@@ -75,8 +75,9 @@ def fingerprint(steps: int, arm: str, root: Path) -> dict[str, str]:
     if cli_main(argv) != 0:
         raise SystemExit(f"{arm} run failed")
     state, _, _ = load_state_file(run_dir / "checkpoints" / "state.pt")
-    # everything but provenance, the config (new keys may appear) and log-file offsets
-    kept = {k: v for k, v in state.items() if k not in ("versions", "config", "logger")}
+    # everything but provenance, the config (new keys may appear), log-file offsets, timings
+    skip = ("versions", "config", "logger", "timing")
+    kept = {k: v for k, v in state.items() if k not in skip}
     out = {"state": _multiset_digest(_leaves(kept)), "state_leaves": str(len(_leaves(kept)))}
     for name in ("metrics.jsonl", "eval.jsonl"):
         h = hashlib.sha256()

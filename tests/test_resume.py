@@ -118,7 +118,7 @@ def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
         assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0
+    assert proc.returncode == 75  # stopped with its state saved (README, "Exit codes")
     assert "continue with --resume" in out
     state = _final_state(run)
     assert state["counters"]["step"] % 50 == 0  # an episode boundary (50-step episodes)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +12,10 @@ from pathlib import Path
 from spiking_dreamer import __version__
 from spiking_dreamer.config import load_config
 from spiking_dreamer.errors import ConfigError, EnvError, TrainingDivergedError, UserError
+from spiking_dreamer.training.stopping import say
+
+EXIT_STOPPED = 75
+"""``train`` stopped by SIGINT/SIGTERM with its training state saved: continue with --resume."""
 
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
@@ -31,7 +37,8 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from spiking_dreamer.training.trainer import Trainer, default_run_dir
+    from spiking_dreamer.training.run_dir import default_run_dir
+    from spiking_dreamer.training.trainer import Trainer
 
     if args.fork_step is not None and not args.fork:
         raise ConfigError("--fork-step needs --fork")
@@ -67,10 +74,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg, run_dir)
         print(f"run directory: {run_dir}", file=sys.stderr)
     summary = trainer.run()
-    print(
+    if summary.steps < trainer.cfg.train.total_steps:
+        say(f"stopped at step {summary.steps}; continue with --resume {run_dir}", sys.stdout)
+        return EXIT_STOPPED
+    say(
         f"done: {summary.steps} steps, final eval return {summary.final_return:.1f}, "
         f"best {summary.best_return:.1f}, {summary.env_steps_per_s:.1f} env steps/s, "
-        f"run directory {summary.run_dir}"
+        f"run directory {summary.run_dir}",
+        sys.stdout,
     )
     return 0
 
@@ -327,15 +338,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--episodes must be >= 1")
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader of our output went away; nothing is lost
+        return 0
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}")
         return 2
     except TrainingDivergedError as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}")
         return 3
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
+    finally:
+        _quiet_broken_streams()
+
+
+def _quiet_broken_streams() -> None:
+    """Point a stdout/stderr whose reader has gone (a pipe closed by Ctrl-C) at /dev/null, so
+    that the interpreter's final flush does not turn a clean stop into an error."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import io
 import os
 import pickle
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,12 @@ def load_state_file(path: Path) -> tuple[dict[str, Any], Path, list[str]]:
         except CheckpointError as e:
             problems.append(str(e))
     raise CheckpointError("no usable training state: " + "; ".join(problems))
+
+
+def non_finite_modules(modules: Mapping[str, torch.nn.Module]) -> list[str]:
+    """Names of the ``modules`` with a NaN or infinite parameter (one device sync): a state
+    holding them is never saved."""
+    finite = torch.stack(
+        [torch.stack([p.isfinite().all() for p in m.parameters()]).all() for m in modules.values()]
+    ).tolist()
+    return [name for name, ok in zip(modules, finite, strict=True) if not ok]

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import Tensor
 
-from spiking_dreamer.agent import Actor
+from spiking_dreamer.agent import Actor, PopSpikingActor
 
 
 @torch.no_grad()
@@ -40,3 +41,12 @@ def evaluate(actor: Actor, envs: Sequence[gym.Env], seed: int) -> tuple[list[flo
             if terminated or truncated:
                 active[i] = False
     return returns.tolist(), lengths.tolist()
+
+
+@torch.no_grad()
+def firing_rates(actor: PopSpikingActor, obs: Tensor) -> dict[str, float]:
+    """Mean firing rate of each population of a spiking actor on observations ``[B, O]``:
+    ``encoder``, ``hidden1`` ... ``hidden<L>``, ``output``."""
+    trains = actor.spike_trains(obs)
+    names = ["encoder", *[f"hidden{i}" for i in range(1, len(trains) - 1)], "output"]
+    return {k: t.mean().item() for k, t in zip(names, trains, strict=True)}

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from spiking_dreamer.config import (
     FORK_KEYS,
     Config,
@@ -25,6 +27,7 @@ from spiking_dreamer.config import (
 )
 from spiking_dreamer.errors import CheckpointError, ConfigError, RunDirError
 from spiking_dreamer.training.checkpoint import load_state_file, read_state, save_state_file
+from spiking_dreamer.training.seeding import saved_on
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -81,6 +84,27 @@ def resume_state(
         print(f"warning: {problem}; using {used}")
     stored = with_run_settings(state["config"], settings or {})
     return config_from_dict(stored, f"{used} (stored config)"), state
+
+
+def check_state_fits(
+    state: Mapping[str, Any], env: tuple[str, int, int], dreaming: bool, device: torch.device
+) -> None:
+    """Refuse a training state saved for another env ``(id, obs_dim, act_dim)``, another
+    dreaming switch, or another kind of device than ``device``."""
+    saved = state["env"]
+    if (saved["id"], saved["obs_dim"], saved["act_dim"]) != env:
+        raise CheckpointError(
+            f"training state is for {saved['id']} (obs {saved['obs_dim']}, act "
+            f"{saved['act_dim']}), this run is {env[0]} (obs {env[1]}, act {env[2]})"
+        )
+    if (state["dreaming"] is not None) != dreaming:
+        raise CheckpointError("training state and config disagree on dreaming")
+    if saved_on(state["rng"]) != device.type:
+        raise CheckpointError(
+            f"training state was saved on {saved_on(state['rng'])} and this run is on "
+            f"{device}: its random generators cannot continue on another kind of device; "
+            f"continue it on {saved_on(state['rng'])} (train.device)"
+        )
 
 
 def state_at(path: Path, step: int | None) -> tuple[dict[str, Any], Path]:

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,40 +38,30 @@ from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer, Sour
 from spiking_dreamer.config import Config, ConfigError
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
-from spiking_dreamer.errors import CheckpointError, RunDirError, TrainingDivergedError
+from spiking_dreamer.errors import RunDirError, TrainingDivergedError
 from spiking_dreamer.provenance import versions
 from spiking_dreamer.training.checkpoint import (
     FORMAT_VERSION,
     STATE_FORMAT,
     actor_checkpoint,
     atomic_torch_save,
+    non_finite_modules,
     save_state_file,
 )
-from spiking_dreamer.training.evaluate import evaluate
+from spiking_dreamer.training.evaluate import evaluate, firing_rates
 from spiking_dreamer.training.logger import MetricsLogger
 from spiking_dreamer.training.run_dir import (
-    default_run_dir,
+    check_state_fits,
     fork_state,
     prepare_run_dir,
     resume_state,
     state_path,
     storage_estimate,
 )
-from spiking_dreamer.training.seeding import (
-    restore_rng_state,
-    rng_state,
-    saved_on,
-    seed_everything,
-)
+from spiking_dreamer.training.seeding import restore_rng_state, rng_state, seed_everything
+from spiking_dreamer.training.stopping import QuietStream, StopRequest, say
 
-__all__ = [
-    "RunDirError",
-    "RunSummary",
-    "Trainer",
-    "TrainingDivergedError",
-    "default_run_dir",
-    "resolve_device",
-]
+__all__ = ["RunDirError", "RunSummary", "Trainer", "TrainingDivergedError", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -134,15 +122,9 @@ class Trainer:
         self.buffer = ReplayBuffer(capacity, self.obs_dim, self.act_dim, self.device)
         self.dreaming: DreamEngine | None = None  # --no-dreaming builds no world model at all
         if cfg.dreaming.enabled:
-            dream_generator = torch.Generator(self.device).manual_seed(seed + 3)
+            g_dream = torch.Generator(self.device).manual_seed(seed + 3)
             self.dreaming = DreamEngine(
-                cfg,
-                self.env_id,
-                self.obs_dim,
-                self.act_dim,
-                self.actor,
-                self.device,
-                dream_generator,
+                cfg, self.env_id, self.obs_dim, self.act_dim, self.actor, self.device, g_dream
             )
 
         self.step = 0
@@ -152,8 +134,10 @@ class Trainer:
         self._needs_reset = True  # the env is reset lazily, so episode ends are clean boundaries
         self._obs: np.ndarray | None = None
         self._next_checkpoint = cfg.train.checkpoint_every
-        self._stop_requested = False
+        self._stop = StopRequest()
         self._saved_step: int | None = None
+        self._wall_time_before = 0.0  # of the run's earlier segments (a resumed run)
+        self._start_time, self._start_step = time.perf_counter(), 0
         if resume is None:
             dreams = cfg.dreaming.buffer_size if self.dreaming else 0
             need = storage_estimate(self.obs_dim, self.act_dim, capacity + dreams)
@@ -168,25 +152,33 @@ class Trainer:
 
     def run(self) -> RunSummary:
         """Train for ``train.total_steps`` env steps; evaluate at step 0, every
-        ``train.eval_every`` steps and at the last step."""
-        total = self.cfg.train.total_steps
+        ``train.eval_every`` steps and at the last step. SIGINT/SIGTERM stop the run at the end
+        of the episode, with its training state saved (``summary.steps`` < ``total_steps``)."""
+        total, progress = self.cfg.train.total_steps, self.cfg.log.progress
         self.begin()
         bar = tqdm(
             total=total,
             initial=self.step,
-            disable=not self.cfg.log.progress,
+            disable=not progress,
             unit="step",
             dynamic_ncols=True,
             desc=f"{self.env_id} s{self.cfg.train.seed}",
+            file=QuietStream(sys.stderr),
         )
         try:
-            with self._stop_on_signals():
+            with self._stop.installed():
                 while self.step < total:
                     if self.advance():
-                        bar.update(self.step - bar.n)
                         sps = self.env_steps_per_s()
+                        bar.update(self.step - bar.n)
                         bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_return:.0f}")
-                    if self._stop_requested and self._needs_reset:
+                        if not progress:  # one line per log interval, for log files
+                            say(
+                                f"step {self.step:,}/{total:,}  eval return "
+                                f"{self.last_return:.1f}  {sps:.0f} env steps/s",
+                                sys.stdout,
+                            )
+                    if self._stop.requested and self._needs_reset:
                         self.save_state()
                         break
                 else:
@@ -195,15 +187,9 @@ class Trainer:
                         self.save_state()
         finally:
             bar.close()
-        if self.step < total:
-            print(f"stopped at step {self.step}; continue with --resume {self.run_dir}")
+        wall = self.wall_time_s()
         summary = RunSummary(
-            self.run_dir,
-            self.step,
-            self.last_return,
-            self.best_return,
-            self.env_steps_per_s(),
-            time.perf_counter() - self._start_time,
+            self.run_dir, self.step, self.last_return, self.best_return, self.step / wall, wall
         )
         self.close()
         record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()}
@@ -316,55 +302,34 @@ class Trainer:
         self.last_return = float(np.mean(returns))
         ckpt = actor_checkpoint(self.actor, self.cfg, self.env_id, self.step, self.last_return)
         atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "last.pt")
-        if self.last_return > self.best_return:
+        # the untrained actor of the random warm-up never counts (Ant: standing earns reward)
+        if self.step >= cfg.start_steps and self.last_return > self.best_return:
             self.best_return = self.last_return
             atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "best.pt")
 
-    @torch.no_grad()
     def _log_firing_rates(self, n: int = 1000) -> None:
-        """Per-population firing rates of the spiking actor on the latest real observations."""
+        """Per-population firing rates of a spiking actor on the latest real observations."""
         if not isinstance(self.actor, PopSpikingActor) or len(self.buffer) == 0:
             return
         idx = (self.buffer.pos - 1 - torch.arange(min(n, len(self.buffer)))) % len(self.buffer)
-        trains = self.actor.spike_trains(self.buffer.obs[idx.to(self.device)])
-        names = ["encoder", *[f"hidden{i}" for i in range(1, len(trains) - 1)], "output"]
-        rates = {
-            f"actor/firing_rate/{k}": t.mean().item() for k, t in zip(names, trains, strict=True)
-        }
-        self.logger.log(self.step, rates)
+        rates = firing_rates(self.actor, self.buffer.obs[idx.to(self.device)])
+        self.logger.log(self.step, {f"actor/firing_rate/{k}": v for k, v in rates.items()})
 
     def env_steps_per_s(self) -> float:
         """Env steps per second since :meth:`begin`, evaluations and model phases included."""
         elapsed = max(time.perf_counter() - self._start_time, 1e-9)
         return (self.step - self._start_step) / elapsed
 
+    def wall_time_s(self) -> float:
+        """Seconds the run has trained, over all its segments (a resumed run continues the
+        count of its saved state; the time after a state's save is lost with a crash)."""
+        return self._wall_time_before + max(time.perf_counter() - self._start_time, 1e-9)
+
     def _diverged(self, what: str) -> TrainingDivergedError:
         return TrainingDivergedError(
             f"{what}; nothing of it was stored: the last good training state is in "
             f"{self.run_dir / 'checkpoints'} (resume with --resume)"
         )
-
-    @contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """SIGINT/SIGTERM: finish the current episode, save the training state, stop. A second
-        signal stops at once (the last saved state stays valid)."""
-
-        def handler(signum: int, frame: object) -> None:
-            if self._stop_requested:
-                raise KeyboardInterrupt
-            self._stop_requested = True
-            print(
-                f"\n{signal.Signals(signum).name}: saving the training state at the end of this "
-                "episode (send again to stop at once)",
-                file=sys.stderr,
-            )
-
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
 
     def close(self) -> None:
         """Close the logger and the environments."""
@@ -392,19 +357,12 @@ class Trainer:
         self._next_checkpoint = (self.step // every + 1) * every
 
     def _non_finite_networks(self) -> list[str]:
-        """Names of the networks with a NaN or infinite parameter (one device sync)."""
-        nets = {
-            "actor": self.actor,
-            "critic": self.critic,
-            "target actor": self.agent.actor_target,
-            "target critic": self.agent.critic_target,
-        }
+        """Names of the networks with a NaN or infinite parameter."""
+        nets = {"actor": self.actor, "critic": self.critic}
+        nets |= {"target actor": self.agent.actor_target, "target critic": self.agent.critic_target}
         if self.dreaming is not None:
             nets["world model"] = self.dreaming.model
-        finite = torch.stack(
-            [torch.stack([p.isfinite().all() for p in n.parameters()]).all() for n in nets.values()]
-        ).tolist()
-        return [name for name, ok in zip(nets, finite, strict=True) if not ok]
+        return non_finite_modules(nets)
 
     def _generators(self) -> dict[str, torch.Generator]:
         return {"sample": self.sample_generator, "target_noise": self.agent.generator}
@@ -427,6 +385,7 @@ class Trainer:
                 "episode_length": self.episode_length,
                 "num_updates": num_updates,
             },
+            "timing": {"wall_time_s": self.wall_time_s()},  # not behaviour: kept apart
             **agent,  # actor, critic, their targets and optimisers, the latest actor loss
             "buffer": self.buffer.state_dict(),
             "dreaming": self.dreaming.state_dict() if self.dreaming is not None else None,
@@ -436,21 +395,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (the run directory's logs are cut back by the logger)."""
-        env = state["env"]
-        if (env["id"], env["obs_dim"], env["act_dim"]) != (self.env_id, self.obs_dim, self.act_dim):
-            raise CheckpointError(
-                f"training state is for {env['id']} (obs {env['obs_dim']}, act {env['act_dim']}), "
-                f"this run is {self.env_id} (obs {self.obs_dim}, act {self.act_dim})"
-            )
-        if (state["dreaming"] is None) != (self.dreaming is None):
-            raise CheckpointError("training state and config disagree on dreaming")
-        if saved_on(state["rng"]) != self.device.type:
-            raise CheckpointError(
-                f"training state was saved on {saved_on(state['rng'])} and this run is on "
-                f"{self.device} (train.device: {self.cfg.train.device}): its random generators "
-                f"cannot continue on another kind of device; continue it on "
-                f"{saved_on(state['rng'])}"
-            )
+        env = (self.env_id, self.obs_dim, self.act_dim)
+        check_state_fits(state, env, self.dreaming is not None, self.device)
         c = state["counters"]
         self.step, self.best_return, self.last_return = (
             c["step"],
@@ -458,6 +404,7 @@ class Trainer:
             c["last_return"],
         )
         self.episode_return, self.episode_length = c["episode_return"], c["episode_length"]
+        self._wall_time_before = state.get("timing", {}).get("wall_time_s", 0.0)  # old: none
         self._saved_step = c["step"]
         self.agent.load_state_dict({**state, "num_updates": c["num_updates"]})
         self.buffer.load_state_dict(state["buffer"])
