@@ -1,11 +1,15 @@
-"""Small builders shared by the tests."""
+"""Small builders and settings shared by the tests (the one place tests import from)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic
 from spiking_dreamer.config import ActorConfig, TD3Config
+from spiking_dreamer.training.checkpoint import load_state_file
 
 TINY_ACTOR = ActorConfig(hidden_sizes=(16,), spike_ts=2, encoder_pop_dim=4, decoder_pop_dim=3)
 
@@ -40,3 +44,69 @@ TINY_SETTINGS = [
 ]
 """``--set`` overrides for a CLI run of seconds (no world model settings: baseline arms)."""
 TINY_ARGS = [a for s in TINY_SETTINGS for a in ("--set", s)]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "actor.hidden_sizes=[16]",
+    "actor.spike_ts=2",
+    "critic.hidden_sizes=[16, 16]",
+    "td3.batch_size=16",
+    "train.start_steps=100",
+    "train.update_after=50",
+    "train.eval_every=100",
+    "train.eval_episodes=2",
+    "log.log_every=50",
+    "log.progress=false",
+    "env.kwargs={max_episode_steps: 50}",
+    "world_model.ensemble_size=2",
+    "world_model.num_elites=1",
+    "world_model.hidden_size=8",
+    "world_model.num_scales=2",
+    "world_model.spike_ts=2",
+    "world_model.pop_dim=3",
+    "world_model.batch_size=16",
+    "world_model.train_every=50",
+    "world_model.train_steps=3",
+    "dreaming.start_step=100",
+    "dreaming.every=50",
+    "dreaming.rollout_batch=16",
+    "dreaming.horizon=2",
+]
+"""``--set`` overrides for a tiny dreaming run (50-step episodes)."""
+RESUME_STEPS = 600
+RESUME_ARGS = [
+    *TINY,
+    f"train.total_steps={RESUME_STEPS}",
+    "train.checkpoint_every=100",
+    "train.start_steps=150",
+    "log.log_every=25",
+]
+"""The exact-resume and fork tests' runs."""
+
+
+def final_state(run: Path) -> dict:
+    state, _, problems = load_state_file(run / "checkpoints" / "state.pt")
+    assert not problems
+    return state
+
+
+def assert_same(a: object, b: object, path: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor), path
+        assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict), path
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path  # type: ignore[arg-type]
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
+            assert_same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]

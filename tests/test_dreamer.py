@@ -30,7 +30,8 @@ from spiking_dreamer.config import Config, DreamingConfig
 from spiking_dreamer.dreaming import DreamBuffer, DreamEngine, Dreamer, uncertainty
 from spiking_dreamer.dreaming.dreamer import rollout_horizon
 from spiking_dreamer.world_model import EnsembleDynamicsModel, Prediction
-from tests.helpers import TINY_ACTOR
+
+from .helpers import TINY_ACTOR
 
 LOW = (-0.4, 2.0)
 HIGH = (1.2, 3.0)

@@ -12,8 +12,7 @@ from spiking_dreamer.config import ConfigError, load_config
 from spiking_dreamer.training.checkpoint import CheckpointError, read_state
 from spiking_dreamer.training.trainer import Trainer
 
-from .test_resume import ARGS, STEPS, _assert_same, _final_state, _records
-from .test_training import ROOT
+from .helpers import RESUME_ARGS, RESUME_STEPS, ROOT, assert_same, final_state, records
 
 pytestmark = pytest.mark.mujoco
 
@@ -21,21 +20,21 @@ pytestmark = pytest.mark.mujoco
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("fork") / "parent"
-    Trainer(load_config(ROOT / "configs/halfcheetah.yaml", ARGS), run).run()
+    Trainer(load_config(ROOT / "configs/halfcheetah.yaml", RESUME_ARGS), run).run()
     return run
 
 
 def test_fork_without_changes_continues_exactly(parent: Path, tmp_path: Path) -> None:
-    step = STEPS - 100  # the parent's state.pt.prev
+    step = RESUME_STEPS - 100  # the parent's state.pt.prev
     child = Trainer.fork(parent, tmp_path / "child", [], step=step)
     assert child.step == step
     child.run()
-    a, b = _final_state(parent), _final_state(tmp_path / "child")
+    a, b = final_state(parent), final_state(tmp_path / "child")
     for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
-        _assert_same(a[key], b[key], key)
-    _assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
-    _assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
-    ev_a, ev_b = _records(parent / "eval.jsonl"), _records(tmp_path / "child" / "eval.jsonl")
+        assert_same(a[key], b[key], key)
+    assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+    ev_a, ev_b = records(parent / "eval.jsonl"), records(tmp_path / "child" / "eval.jsonl")
     assert [(e["step"], e["returns"]) for e in ev_a] == [(e["step"], e["returns"]) for e in ev_b]
     assert json.loads((tmp_path / "child" / "fork.json").read_text())["step"] == step
 
@@ -44,7 +43,7 @@ def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_p
     before = (parent / "eval.jsonl").read_text()
     overrides = ["dreaming.horizon=1", "dreaming.updates_per_step=2", "dreaming.threshold=0.3"]
     overrides.append("log.log_every=7")
-    child = Trainer.fork(parent, tmp_path / "child", overrides, step=STEPS - 100)
+    child = Trainer.fork(parent, tmp_path / "child", overrides, step=RESUME_STEPS - 100)
     assert child.cfg.dreaming.horizon == 1
     assert child.cfg.dreaming.updates_per_step == 2
     assert child.dreaming is not None
@@ -55,10 +54,10 @@ def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_p
     changed = ["dreaming.horizon", "dreaming.threshold", "dreaming.updates_per_step"]
     changed.append("log.log_every")
     assert fork["changed"] == changed
-    evals = _records(tmp_path / "child" / "eval.jsonl")
-    assert evals[-1]["step"] == STEPS - 100  # parent's curve up to the fork step
+    evals = records(tmp_path / "child" / "eval.jsonl")
+    assert evals[-1]["step"] == RESUME_STEPS - 100  # parent's curve up to the fork step
     child.run()
-    assert _final_state(tmp_path / "child")["counters"]["step"] == STEPS
+    assert final_state(tmp_path / "child")["counters"]["step"] == RESUME_STEPS
     assert (parent / "eval.jsonl").read_text() == before
 
 
@@ -67,29 +66,29 @@ def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
 ) -> None:
     """A fork taken strictly before the first dream phase is the same run as one started with
     the forked dreaming settings (a fork after it keeps the parent's dreams in its buffer)."""
-    base = [*ARGS, "dreaming.start_step=550"]  # first dream phase after the fork step
+    base = [*RESUME_ARGS, "dreaming.start_step=550"]  # first dream phase after the fork step
     changes = ["dreaming.horizon=1", "dreaming.updates_per_step=3", "dreaming.real_ratio=0.6667"]
     changes.append("dreaming.transition=elite_mean")
     cfg = load_config(ROOT / "configs/halfcheetah.yaml", base)
     Trainer(cfg, tmp_path / "parent").run()
-    Trainer.fork(tmp_path / "parent", tmp_path / "child", changes, step=STEPS - 100).run()
+    Trainer.fork(tmp_path / "parent", tmp_path / "child", changes, step=RESUME_STEPS - 100).run()
     scratch = load_config(ROOT / "configs/halfcheetah.yaml", [*base, *changes])
     Trainer(scratch, tmp_path / "scratch").run()
-    a, b = _final_state(tmp_path / "scratch"), _final_state(tmp_path / "child")
+    a, b = final_state(tmp_path / "scratch"), final_state(tmp_path / "child")
     assert b["dreaming"]["buffer"]["size"] > 0
-    parent = _final_state(tmp_path / "parent")  # its dream phase ran 1 update per step
+    parent = final_state(tmp_path / "parent")  # its dream phase ran 1 update per step
     assert a["counters"]["num_updates"] > parent["counters"]["num_updates"]
     for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
-        _assert_same(a[key], b[key], key)
-    _assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
-    _assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
-    ev_a = _records(tmp_path / "scratch" / "eval.jsonl")
-    ev_b = _records(tmp_path / "child" / "eval.jsonl")
+        assert_same(a[key], b[key], key)
+    assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+    ev_a = records(tmp_path / "scratch" / "eval.jsonl")
+    ev_b = records(tmp_path / "child" / "eval.jsonl")
     assert [(e["step"], e["returns"]) for e in ev_a] == [(e["step"], e["returns"]) for e in ev_b]
 
 
 def test_fork_of_a_baseline_refuses_dreaming_settings(tmp_path: Path) -> None:
-    args = [*ARGS, "dreaming.enabled=false", "train.total_steps=200"]
+    args = [*RESUME_ARGS, "dreaming.enabled=false", "train.total_steps=200"]
     Trainer(load_config(ROOT / "configs/halfcheetah.yaml", args), tmp_path / "parent").run()
     with pytest.raises(ConfigError, match=r"--no-dreaming run: dreaming\.horizon would change"):
         Trainer.fork(tmp_path / "parent", tmp_path / "child", ["dreaming.horizon=1"])
@@ -118,7 +117,7 @@ def test_fork_refuses_changes_to_saved_structure(
 
 
 def test_fork_at_a_step_without_a_state_names_what_exists(parent: Path, tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match=f"step {STEPS}"):
+    with pytest.raises(CheckpointError, match=f"step {RESUME_STEPS}"):
         Trainer.fork(parent, tmp_path / "child", [], step=123)
 
 

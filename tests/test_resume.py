@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,53 +16,17 @@ from spiking_dreamer.config import ConfigError, load_config
 from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file
 from spiking_dreamer.training.trainer import Trainer
 
-from .test_training import ROOT, TINY
+from .helpers import RESUME_ARGS, RESUME_STEPS, ROOT, assert_same, final_state, records
 
 pytestmark = pytest.mark.mujoco
-
-STEPS = 600
-ARGS = [
-    *TINY,
-    f"train.total_steps={STEPS}",
-    "train.checkpoint_every=100",
-    "train.start_steps=150",
-    "log.log_every=25",
-]
 
 
 def _cli(run: Path, *extra: str) -> list[str]:
     cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
     cmd += ["--config", str(ROOT / "configs/halfcheetah.yaml"), "--run-dir", str(run)]
-    for o in ARGS:
+    for o in RESUME_ARGS:
         cmd += ["--set", o]
     return [*cmd, "--no-progress", *extra]
-
-
-def _final_state(run: Path) -> dict:
-    state, _, problems = load_state_file(run / "checkpoints" / "state.pt")
-    assert not problems
-    return state
-
-
-def _assert_same(a: object, b: object, path: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor), path
-        assert torch.equal(a, b), path
-    elif isinstance(a, dict):
-        assert isinstance(b, dict), path
-        assert a.keys() == b.keys(), path
-        for k in a:
-            _assert_same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, list | tuple):
-        assert len(a) == len(b), path  # type: ignore[arg-type]
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):  # type: ignore[call-overload]
-            _assert_same(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, path
-
-
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
@@ -78,12 +41,12 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     metrics = killed / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline:  # kill somewhere between the 2nd checkpoint and the end
-        if metrics.exists() and any(r["step"] >= 330 for r in _records(metrics)):
+        if metrics.exists() and any(r["step"] >= 330 for r in records(metrics)):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert _records(metrics)[-1]["step"] < STEPS, "the run finished before it could be killed"
+    assert records(metrics)[-1]["step"] < RESUME_STEPS, "the run finished before it could be killed"
     assert (killed / "checkpoints" / "state.pt").exists()
 
     subprocess.run(
@@ -92,20 +55,20 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
     )
-    a, b = _final_state(straight), _final_state(killed)
-    assert a["counters"]["step"] == STEPS
+    a, b = final_state(straight), final_state(killed)
+    assert a["counters"]["step"] == RESUME_STEPS
     for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
-        _assert_same(a[key], b[key], key)
-    _assert_same(a["actor_optimizer"]["state"], b["actor_optimizer"]["state"], "actor_optimizer")
-    _assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
-    _assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+        assert_same(a[key], b[key], key)
+    assert_same(a["actor_optimizer"]["state"], b["actor_optimizer"]["state"], "actor_optimizer")
+    assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
     assert a["dreaming"]["threshold"] == b["dreaming"]["threshold"]
     # logs: same evaluations, no duplicated or truncated lines
-    ev_a, ev_b = _records(straight / "eval.jsonl"), _records(killed / "eval.jsonl")
+    ev_a, ev_b = records(straight / "eval.jsonl"), records(killed / "eval.jsonl")
     assert [e["step"] for e in ev_b] == [e["step"] for e in ev_a]
     assert [e["returns"] for e in ev_b] == [e["returns"] for e in ev_a]
-    steps_a = [r["step"] for r in _records(straight / "metrics.jsonl")]
-    steps_b = [r["step"] for r in _records(killed / "metrics.jsonl")]
+    steps_a = [r["step"] for r in records(straight / "metrics.jsonl")]
+    steps_b = [r["step"] for r in records(killed / "metrics.jsonl")]
     assert steps_a == steps_b
 
 
@@ -113,16 +76,16 @@ def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
     run = tmp_path / "run"
     proc = subprocess.Popen(_cli(run), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     metrics = run / "metrics.jsonl"
-    while not (metrics.exists() and any(r["step"] >= 60 for r in _records(metrics))):
+    while not (metrics.exists() and any(r["step"] >= 60 for r in records(metrics))):
         time.sleep(0.05)
         assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 75  # stopped with its state saved (README, "Exit codes")
     assert "continue with --resume" in out
-    state = _final_state(run)
+    state = final_state(run)
     assert state["counters"]["step"] % 50 == 0  # an episode boundary (50-step episodes)
-    assert state["counters"]["step"] < STEPS
+    assert state["counters"]["step"] < RESUME_STEPS
     trainer = Trainer.resume(run)
     assert trainer.step == state["counters"]["step"]
     assert not trainer.cfg.log.progress  # stored by --no-progress
@@ -130,7 +93,7 @@ def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
     trainer = Trainer.resume(run, {"log.progress": True, "train.threads": 2})  # run settings
     assert trainer.cfg.log.progress
     assert trainer.cfg.train.threads == 2
-    assert trainer.cfg.td3 == load_config(ROOT / "configs/halfcheetah.yaml", ARGS).td3
+    assert trainer.cfg.td3 == load_config(ROOT / "configs/halfcheetah.yaml", RESUME_ARGS).td3
     trainer.close()
     for setting in ({"td3.batch_size": 8}, {"train.device": "cpu"}, {"log": {}}):
         with pytest.raises(ConfigError, match="cannot change when a run continues"):
@@ -141,7 +104,7 @@ def test_sigterm_saves_at_the_episode_end_and_resumes(tmp_path: Path) -> None:
 
 
 def test_corrupt_newest_state_falls_back_to_the_previous(tmp_path: Path) -> None:
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "train.total_steps=250"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "train.total_steps=250"])
     Trainer(cfg, tmp_path / "run").run()
     path = tmp_path / "run" / "checkpoints" / "state.pt"
     assert path.with_name("state.pt.prev").exists()
@@ -180,7 +143,7 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
     from spiking_dreamer.training.trainer import TrainingDivergedError
 
     # random actions throughout, so the NaN actor the NaN critic makes never acts
-    overrides = [*ARGS, "dreaming.enabled=false", "train.start_steps=1000"]
+    overrides = [*RESUME_ARGS, "dreaming.enabled=false", "train.start_steps=1000"]
     cfg = load_config(ROOT / "configs/halfcheetah.yaml", overrides)
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.begin()
@@ -203,7 +166,7 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
 def test_a_non_finite_action_stops_the_run_before_the_env_steps(tmp_path: Path) -> None:
     from spiking_dreamer.training.trainer import TrainingDivergedError
 
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.enabled=false"])
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.begin()
     while trainer.step < 160:
@@ -222,7 +185,9 @@ def test_a_non_finite_action_stops_the_run_before_the_env_steps(tmp_path: Path) 
 def test_non_finite_parameters_are_never_saved_over_a_good_state(tmp_path: Path) -> None:
     from spiking_dreamer.training.trainer import TrainingDivergedError
 
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.start_step=10000"])
+    cfg = load_config(
+        ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.start_step=10000"]
+    )
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.begin()
     while trainer.step < 160:  # state saved at 100
@@ -232,7 +197,7 @@ def test_non_finite_parameters_are_never_saved_over_a_good_state(tmp_path: Path)
         next(trainer.dreaming.model.parameters()).fill_(float("nan"))
 
     def advance_to_the_end() -> None:
-        while trainer.step < STEPS:
+        while trainer.step < RESUME_STEPS:
             trainer.advance()
 
     with pytest.raises(TrainingDivergedError, match=r"world model at step 2\d\d; not saved"):
@@ -249,7 +214,7 @@ def test_unwritable_run_dir_is_reported_before_training(tmp_path: Path) -> None:
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.enabled=false"])
     with pytest.raises(RunDirError, match="cannot write to run directory"):
         Trainer(cfg, blocker / "run")
 
@@ -264,7 +229,7 @@ def test_too_little_disk_for_the_buffer_is_reported(
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 1000, 1000))
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "dreaming.enabled=false"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.enabled=false"])
     with pytest.raises(RunDirError, match="GiB free, but the replay buffer"):
         Trainer(cfg, tmp_path / "run")
 
@@ -279,9 +244,9 @@ def test_state_from_another_format_version_names_both_sides(tmp_path: Path) -> N
 
 
 def test_state_for_another_env_is_refused(tmp_path: Path) -> None:
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*ARGS, "train.total_steps=60"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "train.total_steps=60"])
     Trainer(cfg, tmp_path / "run").run()
     state, _, _ = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")
-    hopper = load_config(ROOT / "configs/hopper.yaml", [*ARGS, "env.kwargs={}"])
+    hopper = load_config(ROOT / "configs/hopper.yaml", [*RESUME_ARGS, "env.kwargs={}"])
     with pytest.raises(CheckpointError, match=r"HalfCheetah-v5 \(obs 17, act 6\).*Hopper-v5"):
         Trainer(hopper, tmp_path / "run", resume=state)

@@ -23,9 +23,9 @@ from spiking_dreamer.sweep import (
     run_dir_state,
     run_one,
 )
-from tests.test_training import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import ROOT, TINY
+
 HALFCHEETAH = str(ROOT / "configs" / "halfcheetah.yaml")
 
 

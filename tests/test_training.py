@@ -15,33 +15,7 @@ from spiking_dreamer.config import load_config
 from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.training.trainer import RunDirError, Trainer, TrainingDivergedError
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "actor.hidden_sizes=[16]",
-    "actor.spike_ts=2",
-    "critic.hidden_sizes=[16, 16]",
-    "td3.batch_size=16",
-    "train.start_steps=100",
-    "train.update_after=50",
-    "train.eval_every=100",
-    "train.eval_episodes=2",
-    "log.log_every=50",
-    "log.progress=false",
-    "env.kwargs={max_episode_steps: 50}",
-    "world_model.ensemble_size=2",
-    "world_model.num_elites=1",
-    "world_model.hidden_size=8",
-    "world_model.num_scales=2",
-    "world_model.spike_ts=2",
-    "world_model.pop_dim=3",
-    "world_model.batch_size=16",
-    "world_model.train_every=50",
-    "world_model.train_steps=3",
-    "dreaming.start_step=100",
-    "dreaming.every=50",
-    "dreaming.rollout_batch=16",
-    "dreaming.horizon=2",
-]
+from .helpers import ROOT, TINY
 
 
 def _tiny_args(*extra: str) -> list[str]:
