@@ -130,7 +130,7 @@ def _print_energy(actor, env, seed: int) -> None:
     """Re-run one deterministic episode, recording observations, and print the energy table."""
     import torch
 
-    from spiking_dreamer.export import collect_observations, energy_report, format_energy_report
+    from spiking_dreamer.energy import collect_observations, energy_report, format_energy_report
 
     device = actor.action_scale.device
     obs = collect_observations(actor, env, seed, torch.Generator(device).manual_seed(seed))
@@ -211,7 +211,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from spiking_dreamer.report import parse_budgets, parse_thresholds, write_report
 
     report = write_report(
-        args.exp_dir,
+        args.exp_dirs,
         args.out,
         thresholds=parse_thresholds(args.thresholds),
         budgets=parse_budgets(args.budgets),
@@ -309,9 +309,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="curves, results table and aggregates of a sweep")
-    p.add_argument("exp_dir", metavar="EXP_DIR")
-    p.add_argument("--out", help="output directory (default EXP_DIR/report)")
+    p = sub.add_parser(
+        "report", help="curves, results table and aggregates of sweeps or train runs"
+    )
+    p.add_argument(
+        "exp_dirs",
+        nargs="+",
+        metavar="EXP_DIR",
+        help="a sweep experiment directory, a train run directory, or a folder of train run "
+        "directories (repeatable: the runs of all are reported together)",
+    )
+    p.add_argument(
+        "--out",
+        help="output directory (default EXP_DIR/report; several EXP_DIRs: their common parent's "
+        "report/)",
+    )
     p.add_argument(
         "--thresholds",
         action="append",

@@ -53,7 +53,9 @@ from spiking_dreamer.config import (
     load_config,
 )
 from spiking_dreamer.errors import import_extra
+from spiking_dreamer.files import atomic_write
 from spiking_dreamer.provenance import git_commit, machine_info, versions
+from spiking_dreamer.report.render import fmt_steps
 
 ARMS = ("dreaming", "baseline")
 STATUSES = ("pending", "running", "done", "failed")
@@ -166,14 +168,9 @@ def read_json(path: Path) -> Any:
 
 
 def atomic_write_json(data: Any, path: Path) -> None:
-    """Write JSON to a temporary file next to ``path``, fsync it and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(data, indent=1) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write ``data`` as indented JSON to ``path`` atomically (:func:`atomic_write`)."""
+    text = json.dumps(data, indent=1) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def latest_step(run_dir: Path) -> int | None:
@@ -360,12 +357,6 @@ def _exclusive(exp_dir: Path) -> Iterator[None]:
         except OSError:
             raise SweepError(f"another sweep is running on {exp_dir}") from None
         yield
-
-
-def _fmt_steps(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1000:.1f}K" if n >= 1000 else str(n)
 
 
 class Sweep:
@@ -609,7 +600,7 @@ class Sweep:
             if result.get("action") == "cancelled":
                 self._print(f"{spec.name}: cancelled")
             else:
-                self._print(f"{spec.name}: stopped at step {_fmt_steps(steps)} (resumable)")
+                self._print(f"{spec.name}: stopped at step {fmt_steps(steps)} (resumable)")
             return
         entry["status"] = status
         if status == "failed":
@@ -636,14 +627,15 @@ class Sweep:
         return {s: sum(r["status"] == s for r in runs) for s in STATUSES}
 
     def status_line(self) -> str:
-        """``[hh:mm:ss] done 2/8, running 2, pending 4, failed 0 | run 1.2K/100.0K ...``"""
+        """``[hh:mm:ss] done 2/8, running 2, pending 4, failed 0 | run 1.234K/100K ...``"""
         c = self.counts()
         head = (
             f"[{time.strftime('%H:%M:%S')}] done {c['done']}/{len(self.runs)}, "
             f"running {c['running']}, pending {c['pending']}, failed {c['failed']}"
         )
+        short = lambda n: fmt_steps(n, exact=False)  # noqa: E731
         running = [
-            f"{r['name']} {_fmt_steps(r['steps'])}/{_fmt_steps(r['total_steps'])}"
+            f"{r['name']} {short(r['steps'])}/{short(r['total_steps'])}"
             for r in self.manifest["runs"]
             if r["status"] == "running"
         ]
