@@ -423,7 +423,10 @@ def plot_raster(
         n = spikes.shape[1]
         idx = _shown(n, max_neurons)
         t, j = np.nonzero(spikes[:, idx])
-        ax.scatter((t + 0.5) / t_steps, j, s=1.2, marker=".", c="black", linewidths=0)
+        # a square dot per spike, as large as a time bin and a neuron row allow (1-4 px)
+        px = min(0.86 * width * dpi / max(steps * t_steps, 1), heights[i] * dpi / len(idx))
+        side = float(np.clip(0.8 * px, 1.0, 4.0)) * 72 / dpi  # in points
+        ax.scatter((t + 0.5) / t_steps, j, s=side**2, marker="s", c="black", linewidths=0)
         ax.set_ylim(len(idx) - 0.5, -0.5)
         ax.set_ylabel("neuron")
         shown = f", {len(idx)} of them drawn (evenly spaced)" if len(idx) < n else ""
