@@ -87,6 +87,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.episodes == 0 and not (args.video or args.raster):
+        raise UserError("--episodes 0 (no evaluation) needs --video or --raster")
+    if args.video:
+        from spiking_dreamer import media
+
+        media.video_format(args.video)
+        media.check_video_writer(args.video)
+        if args.video_size:
+            media.parse_size(args.video_size)
+        media.select_gl_backend()  # sets MUJOCO_GL before MuJoCo is imported
+
     import numpy as np
     import torch
 
@@ -101,13 +112,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from spiking_dreamer.export import spiking_actor
 
         spiking_actor(actor, args.checkpoint, "--energy")  # fail before the episodes
+    if args.raster:
+        _check_raster(actor, args)
     stored = data["env"]
     env_id = args.env or stored["id"]
     env_kwargs = data["config"]["env"].get("kwargs", {})
     if env_kwargs and resolve_env_id(env_id) != stored["id"]:
         print(f"note: {env_id} runs with its defaults, not {stored['id']}'s {env_kwargs}")
         env_kwargs = {}
-    envs = [make_env(env_id, env_kwargs) for _ in range(args.episodes)]
+    envs = [make_env(env_id, env_kwargs) for _ in range(max(args.episodes, 1))]
     obs_dim = envs[0].observation_space.shape[0]
     act_dim = envs[0].action_space.shape[0]
     if (obs_dim, act_dim) != (stored["obs_dim"], stored["act_dim"]):
@@ -115,15 +128,67 @@ def cmd_eval(args: argparse.Namespace) -> int:
             f"checkpoint {args.checkpoint} was trained on {stored['id']} (obs {stored['obs_dim']}, "
             f"act {stored['act_dim']}) but {env_id} has obs {obs_dim}, act {act_dim}"
         )
-    returns, lengths = evaluate(actor, envs, args.seed)
-    mean, std = float(np.mean(returns)), float(np.std(returns))
-    print(
-        f"{env_id}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes "
-        f"(mean length {np.mean(lengths):.0f}; checkpoint step {data['step']})"
-    )
+    if args.episodes > 0:
+        returns, lengths = evaluate(actor, envs, args.seed)
+        mean, std = float(np.mean(returns)), float(np.std(returns))
+        print(
+            f"{env_id}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes "
+            f"(mean length {np.mean(lengths):.0f}; checkpoint step {data['step']})"
+        )
     if args.energy:
         _print_energy(actor, envs[0], args.seed)
+    if args.video:
+        _write_video(actor, env_id, env_kwargs, args)
+    if args.raster:
+        _write_raster(actor, envs[0], env_id, data["step"], args)
     return 0
+
+
+def _check_raster(actor, args: argparse.Namespace) -> None:
+    """Fail before any episode: a raster needs a PopSAN actor, matplotlib and a known format."""
+    from spiking_dreamer import media
+    from spiking_dreamer.errors import import_extra
+
+    media.spiking_actor(actor, f"--raster ({args.checkpoint})")
+    import_extra("matplotlib", "--raster", "report")
+    if Path(args.raster).suffix.lower() not in media.RASTER_FORMATS:
+        raise UserError(f"--raster {args.raster}: the file must end in .png, .svg or .pdf")
+
+
+def _write_video(actor, env_id: str, env_kwargs: dict, args: argparse.Namespace) -> None:
+    """Render one deterministic episode (reset with --seed, like the first evaluation episode)."""
+    from spiking_dreamer import media
+
+    size = media.parse_size(args.video_size) if args.video_size else None
+    size = size or media.DEFAULT_VIDEO_SIZE[media.video_format(args.video)]
+    env = media.make_render_env(env_id, env_kwargs, size)
+    try:
+        info = media.record_video(
+            actor, env, args.video, args.seed, args.video_steps, args.fps, size
+        )
+    finally:
+        env.close()
+    cut = f", cut at {args.video_steps} frames" if info["cut"] else ""
+    print(
+        f"wrote {info['path']} ({info['frames']} frames, {size[0]}x{size[1]}, "
+        f"{info['fps']:g} fps; return {info['return']:.1f} over {info['steps']} steps{cut})"
+    )
+
+
+def _write_raster(actor, env, env_id: str, step: int, args: argparse.Namespace) -> None:
+    """The actor's spike raster over --raster-steps steps of the episode reset with --seed."""
+    from spiking_dreamer import media
+
+    record = media.record_spikes(actor, env, args.seed, args.raster_steps)
+    title = (
+        f"{env_id}: PopSAN spikes over {record.steps} env steps (seed {args.seed}; "
+        f"{Path(args.checkpoint).name}, step {step})"
+    )
+    info = media.plot_raster(record, args.raster, title)
+    rates = ", ".join(
+        f"{n} {r:.1%}" for n, r in zip(record.names, record.firing_rates(), strict=True)
+    )
+    print(f"wrote {info['path']} ({info['size'][0]}x{info['size'][1]}; firing rates {rates})")
 
 
 def _print_energy(actor, env, seed: int) -> None:
@@ -227,6 +292,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spiking-dreamer", description="Spiking actors and spiking world models for RL."
@@ -271,6 +343,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also print firing rates, synaptic operations and estimated energy per action "
         "(one more deterministic episode)",
+    )
+    p.add_argument(
+        "--video",
+        metavar="FILE",
+        help="render one deterministic episode offscreen into FILE.gif or FILE.mp4 "
+        "(extra 'video'; --episodes 0 skips the evaluation)",
+    )
+    p.add_argument(
+        "--video-steps", type=_positive, default=1000, metavar="N", help="at most N frames"
+    )
+    p.add_argument("--fps", type=float, help="frames per second (default: the env's)")
+    p.add_argument(
+        "--video-size",
+        metavar="WxH",
+        help="frame size (default 320x240 for GIF, 640x480 for MP4)",
+    )
+    p.add_argument(
+        "--raster",
+        metavar="FILE",
+        help="draw the PopSAN actor's spike raster and actions into FILE.png (.svg, .pdf)",
+    )
+    p.add_argument(
+        "--raster-steps", type=_positive, default=300, metavar="N", help="env steps in the raster"
     )
     p.set_defaults(func=cmd_eval)
 
@@ -346,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
-        parser.error("--episodes must be >= 1")
+    if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 0:
+        parser.error("--episodes must be >= 0 (0: only --video / --raster)")
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader of our output went away; nothing is lost
