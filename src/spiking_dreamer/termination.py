@@ -446,8 +446,10 @@ _SPECS: dict[str, _Spec] = {
 }
 
 _HINT = (
-    "If you accept treating it as never terminating in imagined rollouts, pass "
-    "allow_never=True (config: `world_model.assume_never_terminates: true`)."
+    "If you accept treating it as never terminating in imagined rollouts, set "
+    "`world_model.assume_never_terminates: true` in the config (on the command line: "
+    "--set world_model.assume_never_terminates=true; from Python: "
+    "termination_fn(..., allow_never=True))."
 )
 
 
