@@ -109,3 +109,121 @@ def test_batches_with_a_non_finite_value_are_refused_whole(field: str) -> None:
         dreams.add_dreams(Batch(**parts), torch.zeros(n), env_step=5, model_version=1)
     for buf in (real, dreams):
         assert (len(buf), buf.pos, buf.count(Source.DREAM)) == (0, 0, 0)
+
+
+# --------------------------------------------------------------------------- growing on load
+
+
+def _add_mixed(buf: ReplayBuffer, start: int, stop: int) -> None:
+    """Transitions ``start .. stop-1``, every third a dream, every fourth terminal."""
+    for i in range(start, stop):
+        _add(buf, i, Source.DREAM if i % 3 == 0 else Source.REAL, terminated=i % 4 == 0)
+
+
+def _assert_same(a: ReplayBuffer, b: ReplayBuffer) -> None:
+    assert (a.capacity, a.pos, a.size) == (b.capacity, b.pos, b.size)
+    for name in a._STORES:
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert [a.count(s) for s in Source] == [b.count(s) for s in Source]
+    for seed in (0, 1, 2):
+        sa = a.sample(32, torch.Generator().manual_seed(seed))
+        sb = b.sample(32, torch.Generator().manual_seed(seed))
+        assert all(torch.equal(x, y) for x, y in zip(sa, sb, strict=True))
+
+
+def _saved(capacity: int, n: int) -> dict[str, object]:
+    small = ReplayBuffer(capacity, 2, 1)
+    _add_mixed(small, 0, n)
+    state = small.state_dict()
+    assert state["capacity"] == capacity
+    return state
+
+
+def test_grown_buffer_equals_one_that_had_the_larger_capacity_from_the_start() -> None:
+    big = ReplayBuffer(20, 2, 1)
+    big.load_state_dict(_saved(10, 6))
+    _add_mixed(big, 6, 14)
+    direct = ReplayBuffer(20, 2, 1)
+    _add_mixed(direct, 0, 14)
+    _assert_same(big, direct)
+
+
+def test_a_full_buffer_that_never_wrapped_grows_exactly_and_later_wraps_alike() -> None:
+    big = ReplayBuffer(20, 2, 1)
+    big.load_state_dict(_saved(10, 10))  # full, pos 0
+    assert (big.pos, big.size) == (10, 10)
+    _add_mixed(big, 10, 27)  # wraps the grown buffer: overwrites 0..6
+    direct = ReplayBuffer(20, 2, 1)
+    _add_mixed(direct, 0, 27)
+    _assert_same(big, direct)
+
+
+def test_a_wrapped_buffer_is_unrolled_oldest_first() -> None:
+    """Transitions 0..2 are gone from the small buffer; a larger buffer from the start would
+    still hold them, so equality is impossible. The survivors keep their order: the result is a
+    buffer of the larger capacity that received only the survivors 3..12."""
+    big = ReplayBuffer(20, 2, 1)
+    big.load_state_dict(_saved(10, 13))  # pos 3: slots 0..2 hold 10..12
+    assert (big.pos, big.size) == (10, 10)
+    assert big.reward[:10].tolist() == [float(i) for i in range(3, 13)]
+    survivors = ReplayBuffer(20, 2, 1)
+    _add_mixed(survivors, 3, 13)
+    _assert_same(big, survivors)
+    _add_mixed(big, 13, 28)  # fills 10..19, then overwrites the oldest (3, 4, ...) first
+    _add_mixed(survivors, 13, 28)
+    _assert_same(big, survivors)
+    assert sorted(big.reward.tolist()) == [float(i) for i in range(8, 28)]
+
+
+def test_same_capacity_load_is_an_exact_copy_even_when_wrapped() -> None:
+    small = ReplayBuffer(10, 2, 1)
+    _add_mixed(small, 0, 13)
+    copy = ReplayBuffer(10, 2, 1)
+    copy.load_state_dict(small.state_dict())
+    _assert_same(copy, small)
+    _add_mixed(copy, 13, 17)
+    _add_mixed(small, 13, 17)
+    _assert_same(copy, small)
+
+
+def test_a_larger_saved_buffer_is_refused() -> None:
+    buf = ReplayBuffer(5, 2, 1)
+    with pytest.raises(ValueError, match="capacity 10"):
+        buf.load_state_dict(_saved(10, 6))
+    assert (buf.pos, buf.size) == (0, 0)
+
+
+def test_loading_replaces_what_the_buffer_held() -> None:
+    big = ReplayBuffer(20, 2, 1)
+    _add_mixed(big, 100, 118)  # stale contents beyond the loaded size must not survive
+    big.load_state_dict(_saved(10, 6))
+    direct = ReplayBuffer(20, 2, 1)
+    _add_mixed(direct, 0, 6)
+    _assert_same(big, direct)
+
+
+def _dreams(buf: DreamBuffer, start: int, stop: int, batch: int = 3) -> None:
+    for lo in range(start, stop, batch):
+        hi = min(lo + batch, stop)
+        r = torch.arange(lo, hi, dtype=torch.float32)
+        n = hi - lo
+        b = Batch(r[:, None].expand(n, 2), r[:, None], r, r[:, None].expand(n, 2) + 1, r % 2)
+        buf.add_dreams(b, uncertainty=r / 100, env_step=lo * 10, model_version=lo // 4)
+
+
+@pytest.mark.parametrize(("n", "wrapped"), [(7, False), (12, False), (16, True)])
+def test_dream_buffer_grows_with_its_provenance(n: int, wrapped: bool) -> None:
+    small = DreamBuffer(12, 2, 1)
+    _dreams(small, 0, n, batch=1)  # one per call: created_step 10 i, model_version i // 4
+    assert (small.size == small.capacity and small.pos != 0) == wrapped
+    big = DreamBuffer(30, 2, 1)
+    big.load_state_dict(small.state_dict())
+    first = n - small.size  # the oldest transition the small buffer still holds
+    assert (first > 0) == wrapped
+    reference = DreamBuffer(30, 2, 1)
+    _dreams(reference, first, n, batch=1)  # exact growth when first == 0; the survivors else
+    _assert_same(big, reference)
+    assert big.created_step[: big.size].tolist() == [10 * i for i in range(first, n)]
+    _dreams(big, n, n + 25)
+    _dreams(reference, n, n + 25)
+    _assert_same(big, reference)

@@ -107,3 +107,46 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> No
         atomic_torch_save({"a": Unsaveable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(1))
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_pickle_refusal_explains_without_recommending_weights_only_false(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save(
+        {"format": "spiking-dreamer/actor", "payload": _Exploit()}, path, pickle_module=pickle
+    )
+    with pytest.raises(CheckpointError) as info:
+        load_actor(path)
+    msg = str(info.value)
+    assert "refused" in msg
+    assert "pickled Python objects" in msg
+    assert "spiking-dreamer never writes" in msg
+    assert "system" in msg  # what it wanted to build
+    assert "weights_only=False" not in msg.replace(" ", "")
+    assert "weights_only` set to `False" not in msg
+    assert "will likely succeed" not in msg
+    assert "safe_globals" not in msg
+
+
+def test_pickle_refusal_in_a_training_state_payload(tmp_path: Path) -> None:
+    import hashlib
+    import io
+
+    from spiking_dreamer.training.checkpoint import read_state
+
+    buf = io.BytesIO()
+    torch.save({"format_version": 1, "x": _Exploit()}, buf, pickle_module=pickle)
+    payload = buf.getvalue()
+    path = tmp_path / "state.pt"
+    wrapped = {
+        "format": "spiking-dreamer/training-state",
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "payload": payload,
+    }
+    torch.save(wrapped, path)
+    with pytest.raises(CheckpointError) as info:
+        read_state(path)
+    msg = str(info.value)
+    assert "refused" in msg
+    assert "pickled Python objects" in msg
+    assert "will likely succeed" not in msg
+    assert "weights_only" not in msg.replace("weights_only=True", "")

@@ -168,3 +168,40 @@ def test_random_override_strings_end_in_config_error_or_a_valid_config(text: str
     except ConfigError:
         return
     assert isinstance(cfg, Config)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.total_steps=1e5", 100_000),  # YAML 1.1 reads 1e5 as a string
+        ("train.total_steps=2.5e4", 25_000),
+        ("train.total_steps=1.0e5", 100_000),  # ... and 1.0e5 as a float
+        ("train.total_steps=3E5", 300_000),
+        ("train.total_steps='1e5'", 100_000),
+        ("td3.batch_size=256.0", 256),
+    ],
+)
+def test_integral_floats_are_accepted_for_int_keys(override: str, expected: int) -> None:
+    cfg = load_config(CONFIGS / "halfcheetah.yaml", [override])
+    key = override.split("=")[0].split(".")
+    value = getattr(getattr(cfg, key[0]), key[1])
+    assert value == expected
+    assert type(value) is int
+
+
+@pytest.mark.parametrize("value", ["1.5e0", "2.5", "1e-1", "abc", "1e400", "nan"])
+def test_non_integral_values_for_int_keys_name_the_key(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"train\.total_steps: expected int"):
+        load_config(CONFIGS / "halfcheetah.yaml", [f"train.total_steps={value}"])
+
+
+def test_integral_float_strings_in_a_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  total_steps: 1e5\n  replay_size: '2.5e4'\n")
+    cfg = load_config(path)
+    assert (cfg.train.total_steps, cfg.train.replay_size) == (100_000, 25_000)
+    assert config_from_dict({"train": {"total_steps": 5e4}}).train.total_steps == 50_000
+    with pytest.raises(ConfigError, match=r"train\.total_steps"):
+        config_from_dict({"train": {"total_steps": "1.5e0"}})
+    with pytest.raises(ConfigError, match=r"train\.total_steps"):
+        config_from_dict({"train": {"total_steps": True}})

@@ -417,3 +417,23 @@ def test_float32_values_are_compared_exactly_like_gymnasium() -> None:
     hop[0, 0] = 0.3
     fn = termination_fn("Hopper-v5", {"healthy_z_range": (0.3, INF)})
     assert fn(hop, None, hop).tolist() == [False]
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("Pendulum-v1", {}),
+        ("InvertedDoublePendulum-v5", {}),
+        ("Hopper-v5", {"xml_file": "/tmp/my_hopper.xml"}),
+        ("Hopper-v5", {"no_such_kwarg": 1}),
+    ],
+)
+def test_refusals_lead_with_the_config_key(env_id: str, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(TerminationError) as info:
+        termination_fn(env_id, kwargs)
+    msg = str(info.value)
+    key = msg.find("world_model.assume_never_terminates: true")
+    assert key != -1
+    assert "--set world_model.assume_never_terminates=true" in msg
+    api = msg.find("allow_never=True")
+    assert api == -1 or key < api, msg

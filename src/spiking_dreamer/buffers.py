@@ -126,13 +126,49 @@ class ReplayBuffer:
         return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
-        """Restore from :meth:`state_dict` (capacity and shapes must match)."""
-        if state["capacity"] != self.capacity:
-            raise ValueError(f"buffer capacity {state['capacity']} != {self.capacity}")
-        size = int(state["size"])  # type: ignore[arg-type]
+        """Restore from :meth:`state_dict`, saved by a buffer of this capacity or a smaller one.
+
+        Same capacity: an exact copy (same indices, ``pos`` and ``size``), as for a resume.
+
+        Smaller saved capacity (a resume or fork with a larger ``train.total_steps``, hence a
+        larger buffer): the saved transitions go to indices ``0 .. size-1``, oldest first, and
+        ``pos = size``, for every store in ``_STORES`` (subclasses' included).
+
+        - If the saved buffer never wrapped (``size < capacity``, or full with ``pos == 0``
+          after exactly ``capacity`` adds), the transitions keep their indices and the result
+          *is* the buffer this one would be had it had its capacity from the start: the same
+          tensors, ``pos``, ``size`` and source counts, hence the same later overwrites and,
+          with an equally seeded generator, the same samples.
+        - If it had wrapped, it has overwritten its oldest transitions, which a buffer of this
+          capacity would still hold, so no load can equal that buffer. The ring is unrolled
+          instead: the result equals a buffer of this capacity that received only the
+          surviving transitions, in their order. Later adds fill the free slots, then overwrite
+          the oldest survivor first; sampling is uniform over the survivors. (A full buffer
+          with ``pos == 0`` that wrapped a whole number of times cannot be told from one that
+          never wrapped; its layout is already oldest first, so it is treated the same.)
+
+        A larger saved capacity raises :class:`ValueError` (it would have to drop transitions).
+        """
+        fields = ("capacity", "size", "pos")
+        capacity, size, pos = (int(state[k]) for k in fields)  # type: ignore[call-overload]
+        if capacity > self.capacity:
+            raise ValueError(
+                f"buffer capacity {capacity} > {self.capacity}: a saved buffer can only be "
+                "loaded into one of the same or a larger capacity"
+            )
+        order = None
+        if capacity < self.capacity:
+            if size == capacity and pos != 0:  # wrapped: slots pos.. hold the oldest
+                order = torch.cat([torch.arange(pos, size), torch.arange(pos)])
+            pos = size
         for name in self._STORES:
-            getattr(self, name)[:size] = state[name].to(self.device)  # type: ignore[union-attr]
-        self.pos, self.size = int(state["pos"]), size  # type: ignore[arg-type]
+            saved = state[name]
+            if order is not None:
+                saved = saved[order]  # type: ignore[index]
+            store = getattr(self, name)
+            store[:size] = saved.to(self.device)  # type: ignore[union-attr]
+            store[size:] = 0  # as in a fresh buffer; nothing beyond size is ever read
+        self.pos, self.size = pos, size
         counts = torch.bincount(self.source[:size].long().cpu(), minlength=len(Source))
         self._source_counts = counts.numpy().astype(np.int64)
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from spiking_dreamer import __version__
 from spiking_dreamer.config import load_config
-from spiking_dreamer.errors import ConfigError, EnvError, TrainingDivergedError, UserError
+from spiking_dreamer.errors import (
+    CheckpointError,
+    ConfigError,
+    EnvError,
+    TrainingDivergedError,
+    UserError,
+)
 from spiking_dreamer.training.stopping import say
 
 EXIT_STOPPED = 75
@@ -86,6 +92,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint_path(arg: str) -> Path:
+    """``--checkpoint``: an actor checkpoint file, or a run directory, which means its
+    ``checkpoints/best.pt``, else its ``checkpoints/last.pt`` (a note on stderr says which)."""
+    path = Path(arg)
+    if not path.is_dir():
+        return path  # a file, or a missing path that load_actor reports
+    best, last = path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"
+    if best.is_file():
+        print(f"note: {path} is a run directory; using its best checkpoint {best}", file=sys.stderr)
+        return best
+    if last.is_file():
+        print(
+            f"note: {path} is a run directory without checkpoints/best.pt; using {last}",
+            file=sys.stderr,
+        )
+        return last
+    hint = ""
+    if (path / "checkpoints" / "state.pt").exists():
+        hint = " (checkpoints/state.pt is a training state for train --resume, not an actor)"
+    raise CheckpointError(
+        f"{path} is a directory but holds no actor checkpoint: looked for {best} and {last}{hint}"
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.episodes == 0 and not (args.video or args.raster):
         raise UserError("--episodes 0 (no evaluation) needs --video or --raster")
@@ -107,11 +137,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from spiking_dreamer.training.trainer import resolve_device
 
     torch.set_num_threads(1)
-    actor, data = load_actor(args.checkpoint, resolve_device(args.device))
+    checkpoint = _checkpoint_path(args.checkpoint)
+    actor, data = load_actor(checkpoint, resolve_device(args.device))
     if args.energy:
         from spiking_dreamer.export import spiking_actor
 
-        spiking_actor(actor, args.checkpoint, "--energy")  # fail before the episodes
+        spiking_actor(actor, checkpoint, "--energy")  # fail before the episodes
     if args.raster:
         _check_raster(actor, args)
     stored = data["env"]
@@ -125,7 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     act_dim = envs[0].action_space.shape[0]
     if (obs_dim, act_dim) != (stored["obs_dim"], stored["act_dim"]):
         raise EnvError(
-            f"checkpoint {args.checkpoint} was trained on {stored['id']} (obs {stored['obs_dim']}, "
+            f"checkpoint {checkpoint} was trained on {stored['id']} (obs {stored['obs_dim']}, "
             f"act {stored['act_dim']}) but {env_id} has obs {obs_dim}, act {act_dim}"
         )
     if args.episodes > 0:
@@ -206,14 +237,15 @@ def _print_energy(actor, env, seed: int) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from spiking_dreamer.export import export_nir, export_safetensors
 
+    checkpoint = _checkpoint_path(args.checkpoint)
     if args.format == "nir":
-        info = export_nir(args.checkpoint, args.out)
+        info = export_nir(checkpoint, args.out)
         print(
             f"wrote {info['path']} (NIR graph {' -> '.join(info['nodes'])}, dt {info['dt']:g}) "
             f"and {info['sidecar']} (host parts: {', '.join(info['host'])})"
         )
     else:
-        info = export_safetensors(args.checkpoint, args.out)
+        info = export_safetensors(checkpoint, args.out)
         print(f"wrote {info['path']} (safetensors, {len(info['tensors'])} tensors)")
     return 0
 

@@ -479,14 +479,14 @@ def _plain(x: Any) -> Any:
 
 def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
     bad = ConfigError(f"{key}: expected {tp.__name__}, got {value!r} ({type(value).__name__})")
-    if tp is float and isinstance(value, str):
-        try:  # YAML 1.1 reads "3e-4" as a string
-            value = float(value)
+    if tp in (float, int) and isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" and "1e5" as strings
+            value = int(value) if tp is int and value.strip().isdigit() else float(value)
         except ValueError:
             raise bad from None
     if isinstance(value, bool) and tp is not bool:
         raise bad
-    if tp is int and isinstance(value, float) and value.is_integer():
+    if tp is int and isinstance(value, float) and value.is_integer():  # 1e5, "2.5e4"; not 1.5
         value = int(value)
     if tp is float and isinstance(value, int):
         value = float(value)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -18,33 +21,128 @@ _V4_TO_V5 = re.compile(
     r"InvertedPendulum|InvertedDoublePendulum)-v4$"
 )
 
+# v2/v3 ids: gymnasium 1.x registers them only to raise an ImportError (they needed mujoco-py).
+# Where the default observation and action layout equals v5's (checked against gym's v2/v3 and
+# gymnasium's v5 sources: same qpos/qvel slices and clipping, same default kwargs), they are run
+# as v5, and the value says what else v5 changed (for the v4 ids too). Where the layout differs
+# there is no v5 equivalent: the id is refused with what to use instead.
+_LEGACY_AS_V5 = {
+    "HalfCheetah": "",
+    "Hopper": "; v5 pays healthy_reward only while healthy, not on the terminal step",
+    "Walker2d": (
+        "; v5 pays healthy_reward only while healthy and gives the right foot the left foot's "
+        "friction (1.9, was 0.9)"
+    ),
+    "Swimmer": "",
+    "InvertedPendulum": "; v5 gives reward 0 on the terminal step",
+    "Pusher": "; v5 makes the object denser than air",
+}
+_LEGACY_REFUSED = {
+    "Ant": (
+        "it observes 111 values (27 + contact forces of 14 bodies, all zero under mujoco-py >= "
+        "2.0) and Ant-v5 has no such layout; use Ant-v5 with env.kwargs "
+        "{include_cfrc_ext_in_observation: false} (the 27 values without contact forces, as in "
+        "configs/ant.yaml) or Ant-v5 (105 values with contact forces)"
+    ),
+    "Humanoid": (
+        "it observes 376 values and Humanoid-v5 348 (v5 drops 28 that were always zero); "
+        "use Humanoid-v5"
+    ),
+    "HumanoidStandup": (
+        "it observes 376 values and HumanoidStandup-v5 348 (v5 drops 28 that were always "
+        "zero); use HumanoidStandup-v5"
+    ),
+    "Reacher": (
+        "it observes 11 values and Reacher-v5 10 (v5 drops the fingertip's z distance, always "
+        "zero); use Reacher-v5"
+    ),
+    "InvertedDoublePendulum": (
+        "it observes 11 values and InvertedDoublePendulum-v5 9 (v5 drops two constraint "
+        "forces that were always zero); use InvertedDoublePendulum-v5"
+    ),
+}
+_LEGACY = re.compile(rf"^({'|'.join([*_LEGACY_AS_V5, *_LEGACY_REFUSED])})-v[23]$")
+
+
+def _runnable_ids() -> list[str]:
+    """Registered ids that can be made: not the v2/v3 and shimmy placeholders gymnasium
+    registers only to raise an ImportError (their entry point is a ``_raise_*`` function)."""
+    return [
+        env_id
+        for env_id, spec in gym.registry.items()
+        if isinstance(spec.entry_point, str)
+        or not getattr(spec.entry_point, "__name__", "").startswith("_raise")
+    ]
+
 
 def resolve_env_id(env_id: str) -> str:
-    """Map v4 MuJoCo ids to v5 (with a warning) and check the id is registered."""
-    m = _V4_TO_V5.match(env_id)
+    """Map v4 MuJoCo ids, and v2/v3 ids with v5's observation and action layout, to v5 (with a
+    warning); refuse other v2/v3 ids with what to use instead; check the id is registered."""
+    legacy = _LEGACY.match(env_id) if env_id in gym.registry else None
+    if legacy and legacy.group(1) in _LEGACY_REFUSED:
+        raise EnvError(
+            f"{env_id} cannot be run (gymnasium 1.x dropped the mujoco-py v2/v3 tasks) and has "
+            f"no v5 equivalent: {_LEGACY_REFUSED[legacy.group(1)]}"
+        )
+    m = _V4_TO_V5.match(env_id) or legacy
     if m:
         new = f"{m.group(1)}-v5"
         warnings.warn(
-            f"{env_id} is run as {new} (same observation and action layout on gymnasium 1.x); "
-            "label results with the v5 id",
+            f"{env_id} is run as {new} (same observation and action layout on gymnasium 1.x"
+            f"{_LEGACY_AS_V5.get(m.group(1), '')}); label results with the v5 id",
             stacklevel=2,
         )
         env_id = new
     if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(env_id, _runnable_ids(), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvError(f"unknown environment id {env_id!r}{hint}")
     return env_id
+
+
+# MuJoCo >= 3.16 warns about this attribute of gymnasium's own half_cheetah.xml on every load
+# (to stderr from C and into ./MUJOCO_LOG.TXT); it says nothing a user can act on.
+_SETTOTALMASS = "compiler attribute 'settotalmass' is deprecated"
+
+
+@contextlib.contextmanager
+def _without_settotalmass_warning() -> Iterator[None]:
+    """Drop MuJoCo's ``settotalmass`` deprecation warning while the block runs; every other
+    MuJoCo warning goes where it went before (the previously installed handler, else what
+    MuJoCo's default handler does: ``MUJOCO_LOG.TXT`` and stderr)."""
+    try:
+        import mujoco
+    except ImportError:  # gymnasium without its mujoco extra: nothing to silence
+        yield
+        return
+    previous = mujoco.get_mju_user_warning()
+
+    def handler(msg: str) -> None:
+        if msg.startswith(_SETTOTALMASS):
+            return
+        if previous is not None:
+            previous(msg)
+            return
+        mujoco.mju_writeLog("WARNING", msg)
+        sys.stderr.write(f"WARNING: {msg}\n\n")
+        sys.stderr.flush()
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 def make_env(env_id: str, kwargs: dict[str, Any] | None = None) -> gym.Env:
     """Create a single environment with a continuous (Box) action space."""
     env_id = resolve_env_id(env_id)
     try:
-        env = gym.make(env_id, **(kwargs or {}))
+        with _without_settotalmass_warning():
+            env = gym.make(env_id, **(kwargs or {}))
     except TypeError as e:
         raise EnvError(f"bad env.kwargs {kwargs!r} for {env_id}: {e}") from None
-    except gym.error.Error as e:
+    except (gym.error.Error, ImportError) as e:
         raise EnvError(f"cannot create {env_id}: {e}") from None
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()

@@ -445,9 +445,10 @@ _SPECS: dict[str, _Spec] = {
     ),
 }
 
-_HINT = (
-    "If you accept treating it as never terminating in imagined rollouts, pass "
-    "allow_never=True (config: `world_model.assume_never_terminates: true`)."
+_HINT = (  # short: a sweep manifest holds the message and its whole traceback in 2,000 chars
+    "To treat it as never terminating in imagined rollouts, set "
+    "`world_model.assume_never_terminates: true` (--set world_model.assume_never_terminates=true;"
+    " Python: allow_never=True)."
 )
 
 

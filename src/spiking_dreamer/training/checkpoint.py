@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -76,6 +77,18 @@ def actor_checkpoint(
     }
 
 
+def _refused(path: Path, e: pickle.UnpicklingError) -> CheckpointError:
+    """Why a pickle was refused, without torch's advice to retry with ``weights_only=False``
+    (for an untrusted file, that retry is the attack)."""
+    wanted = re.search(r"GLOBAL ([\w.]+)", str(e))
+    what = f" (it asks for {wanted.group(1)})" if wanted else ""
+    return CheckpointError(
+        f"{path}: refused: the file holds pickled Python objects beyond tensors and plain "
+        f"values{what}, and unpickling such objects can run arbitrary code. spiking-dreamer "
+        "never writes such files; nothing in this one was loaded or run"
+    )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict safely (``weights_only=True``: no arbitrary objects are built)."""
     path = Path(path)
@@ -86,9 +99,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals([TorchVersion]):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"{path}: refused: it contains objects other than tensors and plain values ({e})"
-        ) from None
+        raise _refused(path, e) from None
     except Exception as e:  # a corrupt file can fail anywhere inside the unpickler
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({e})") from None
     if not isinstance(data, dict) or "format" not in data:
@@ -156,7 +167,7 @@ def read_state(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused: it contains arbitrary objects ({e})") from None
+        raise _refused(path, e) from None
     if state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: training-state format {state.get('format_version')} (spiking-dreamer "
