@@ -104,7 +104,7 @@ def test_fork_of_a_baseline_refuses_dreaming_settings(tmp_path: Path) -> None:
         ("actor.hidden_sizes=[32]", "cannot change actor.hidden_sizes"),
         ("dreaming.enabled=false", "cannot change dreaming.enabled"),
         ("td3.actor_lr=0.01", "cannot change td3.actor_lr"),
-        ("train.total_steps=5000", "replay buffer of 5000"),
+        ("train.total_steps=300", "below the saved state's step"),
         ("train.device=cuda", "keeps its parent's train.device"),
     ],
 )
@@ -126,3 +126,37 @@ def test_cli_fork_flags(parent: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     child = str(tmp_path / "c")
     assert main(["train", "--fork", str(parent), "--run-dir", child, "--seed", "1"]) == 2
     assert "keeps the parent's env, seed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["resume", "fork"])
+def test_growing_a_run_equals_a_longer_run_from_the_start(
+    parent: Path, tmp_path: Path, how: str
+) -> None:
+    """A run of 300 steps resumed (or forked) to 600 grows its replay buffer exactly: it ends
+    like the 600-step run, whose buffer had the larger capacity from the start."""
+    short = tmp_path / "short"
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "train.total_steps=300"])
+    Trainer(cfg, short).run()
+    if how == "resume":
+        grown, run = Trainer.resume(short, {"train.total_steps": RESUME_STEPS}), short
+    else:
+        run = tmp_path / "child"
+        grown = Trainer.fork(short, run, [f"train.total_steps={RESUME_STEPS}"])
+    assert grown.buffer.capacity == RESUME_STEPS
+    grown.run()
+    a, b = final_state(parent), final_state(run)
+    for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
+        assert_same(a[key], b[key], key)
+    assert_same(a["dreaming"]["model"], b["dreaming"]["model"], "world model")
+    assert_same(a["dreaming"]["buffer"], b["dreaming"]["buffer"], "dream buffer")
+    ev_a, ev_b = records(parent / "eval.jsonl"), records(run / "eval.jsonl")
+    assert [(e["step"], e["returns"]) for e in ev_a] == [(e["step"], e["returns"]) for e in ev_b]
+
+
+def test_cli_resume_takes_more_total_steps(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [*RESUME_ARGS, "train.total_steps=100", "dreaming.enabled=false"]
+    Trainer(load_config(ROOT / "configs/halfcheetah.yaml", args), run).run()
+    assert main(["train", "--resume", str(run), "--total-steps", "150"]) == 0
+    assert final_state(run)["counters"]["step"] == 150
+    assert main(["train", "--resume", str(run), "--total-steps", "50"]) == 2  # below its step

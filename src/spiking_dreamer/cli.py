@@ -59,14 +59,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = trainer.run_dir
         print(f"forked {args.fork} at step {trainer.step} into {run_dir}", file=sys.stderr)
     elif args.resume:
-        # a resume keeps what the run trains; only how it runs and logs may change
-        others = [*args.set, args.config, args.run_dir, args.seed, args.env, args.total_steps]
+        # a resume keeps what the run trains; how it runs and logs, and its length, may change
+        others = [*args.set, args.config, args.run_dir, args.seed, args.env]
         if args.no_dreaming or args.device or any(o is not None for o in others):
             raise ConfigError(
                 "--resume continues with the run's stored config; drop other flags "
-                "(it takes --wandb and --no-progress)"
+                "(it takes --total-steps, --wandb and --no-progress)"
             )
         settings: dict[str, object] = {}
+        if args.total_steps is not None:
+            settings["train.total_steps"] = args.total_steps
         if args.wandb:
             settings["log.wandb"] = True
         if args.no_progress:

@@ -49,8 +49,8 @@ class KeyRule:
 
     Attributes:
         fork: may change when a run is forked (it shapes no saved tensor).
-        resume: may change when a run is resumed (how a run executes and logs, not what it
-            trains; a ``train.compile`` change alters floating-point rounding, so such a resume
+        resume: may change when a run is resumed (how a run executes and logs, and its
+            length; a ``train.compile`` change alters floating-point rounding, so such a resume
             equals an uninterrupted run within float tolerance only).
         bench: the ``spiking-dreamer bench`` flag that sets the key (``--set`` of it is refused).
         experiment: part of what defines an experiment (a sweep refuses a run directory whose
@@ -146,7 +146,7 @@ class TD3Config:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    total_steps: int = setting(1_000_000, fork=True)
+    total_steps: int = setting(1_000_000, fork=True, resume=True)
     """Environment steps, random warm-up included."""
     start_steps: int = setting(10_000, bench="--warmup")
     """Uniform random actions before the policy acts."""
@@ -438,8 +438,9 @@ KEY_RULES: dict[str, KeyRule] = _key_rules(Config)
 """Every dotted config key and what it may do (declared with :func:`setting` next to the key;
 a section's rule applies to its keys without their own)."""
 RUN_SETTINGS = tuple(k for k, r in KEY_RULES.items() if r.resume)
-"""Keys that say how a run executes and logs, not what it trains: a resumed run may change
-them. Not the device: the random generators' states cannot move between a CPU and a GPU."""
+"""Keys a resumed run may change: how it executes and logs, and ``train.total_steps`` (a run
+may grow). Not the device: the random generators' states cannot move between a CPU and a
+GPU."""
 FORK_KEYS = tuple(k for k, r in KEY_RULES.items() if r.fork)
 """Keys a fork may change; the rest shape the saved state."""
 

@@ -83,7 +83,9 @@ def resume_state(
     for problem in problems:
         print(f"warning: {problem}; using {used}")
     stored = with_run_settings(state["config"], settings or {})
-    return config_from_dict(stored, f"{used} (stored config)"), state
+    cfg = config_from_dict(stored, f"{used} (stored config)")
+    check_total_steps(cfg, state)
+    return cfg, state
 
 
 def check_state_fits(
@@ -104,6 +106,24 @@ def check_state_fits(
             f"training state was saved on {saved_on(state['rng'])} and this run is on "
             f"{device}: its random generators cannot continue on another kind of device; "
             f"continue it on {saved_on(state['rng'])} (train.device)"
+        )
+
+
+def check_total_steps(cfg: Config, state: Mapping[str, Any]) -> None:
+    """A resume or fork may grow a run (``train.total_steps`` up: the replay buffer grows with
+    it, exactly; see :meth:`ReplayBuffer.load_state_dict`), not cut it below its step, nor
+    shrink its buffer."""
+    step, saved = state["counters"]["step"], state["buffer"]["capacity"]
+    if cfg.train.total_steps < step:
+        raise ConfigError(
+            f"train.total_steps={cfg.train.total_steps} is below the saved state's step {step}"
+        )
+    cap = min(cfg.train.replay_size, cfg.train.total_steps)
+    if cap < saved:
+        raise ConfigError(
+            f"train.total_steps={cfg.train.total_steps} gives a replay buffer of {cap}, but "
+            f"the saved one holds {saved} (the capacity is "
+            "min(train.replay_size, train.total_steps)): it would have to drop transitions"
         )
 
 
@@ -162,13 +182,7 @@ def fork_state(
             f"a fork cannot change {', '.join(frozen)}: it shapes the saved networks, "
             f"buffers or optimisers; changeable: {', '.join(FORK_KEYS)}"
         )
-    cap = min(new.train.replay_size, new.train.total_steps)
-    if cap != state["buffer"]["capacity"]:
-        raise ConfigError(
-            f"train.total_steps={new.train.total_steps} gives a replay buffer of {cap}, but "
-            f"the parent's holds {state['buffer']['capacity']} (the capacity is "
-            "min(train.replay_size, train.total_steps))"
-        )
+    check_total_steps(new, state)
     _check_new(run_dir)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "eval.jsonl"):
