@@ -1,4 +1,4 @@
-"""Replay buffer: wrap-around, provenance counts, dtypes and the termination flag."""
+"""Replay buffer: wrap-around, dtypes and the termination flag."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from spiking_dreamer.buffers import Batch, NonFiniteTransitionError, ReplayBuffer, Source
+from spiking_dreamer.buffers import Batch, NonFiniteTransitionError, ReplayBuffer
 from spiking_dreamer.dreaming import DreamBuffer
 
 
-def _add(buf: ReplayBuffer, i: int, source: Source = Source.REAL, terminated: bool = False) -> None:
-    buf.add(np.full(2, i), np.full(1, i), float(i), np.full(2, i + 1), terminated, source)
+def _add(buf: ReplayBuffer, i: int, terminated: bool = False) -> None:
+    buf.add(np.full(2, i), np.full(1, i), float(i), np.full(2, i + 1), terminated)
 
 
 def test_wraps_around_and_overwrites_the_oldest() -> None:
@@ -23,33 +23,14 @@ def test_wraps_around_and_overwrites_the_oldest() -> None:
     assert buf.pos == 2
 
 
-def test_source_counts_survive_wrap_around_for_single_and_batch_adds() -> None:
-    buf = ReplayBuffer(4, 2, 1)
-    for i in range(3):
-        _add(buf, i, Source.REAL)
-    n = 3
-    batch = Batch(
-        torch.zeros(n, 2), torch.zeros(n, 1), torch.ones(n), torch.zeros(n, 2), torch.zeros(n)
-    )
-    buf.add_batch(batch, Source.DREAM)  # slots 3, 0, 1: overwrites two REAL transitions
-    assert (buf.count(Source.REAL), buf.count(Source.DREAM)) == (1, 3)
-    buf.add_batch(batch, Source.DREAM)
-    assert (buf.count(Source.REAL), buf.count(Source.DREAM)) == (0, 4)
-    _add(buf, 9, Source.REAL)
-    assert (buf.count(Source.REAL), buf.count(Source.DREAM)) == (1, 3)
-    assert buf.count(Source.REAL) == int((buf.source[: len(buf)] == Source.REAL).sum())
-
-
 def test_batch_larger_than_capacity_keeps_the_newest() -> None:
     buf = ReplayBuffer(2, 1, 1)
     n = 5
     r = torch.arange(n, dtype=torch.float32)
     buf.add_batch(
         Batch(torch.zeros(n, 1), torch.zeros(n, 1), r, torch.zeros(n, 1), torch.zeros(n)),
-        Source.DREAM,
     )
     assert sorted(buf.reward.tolist()) == [3.0, 4.0]
-    assert buf.count(Source.DREAM) == 2
 
 
 def test_sample_is_reproducible_and_typed() -> None:
@@ -85,7 +66,7 @@ def test_non_finite_transitions_are_refused_and_nothing_changes(field: str) -> N
         row[field] = np.array([np.inf] + [1.0] * (row[field].shape[0] - 1))
     with pytest.raises(NonFiniteTransitionError):
         buf.add(row["obs"], row["action"], row["reward"], row["next_obs"], False)
-    assert (len(buf), buf.pos, buf.count(Source.REAL)) == (1, 1, 1)
+    assert (len(buf), buf.pos) == (1, 1)
     after = (buf.obs, buf.action, buf.reward, buf.next_obs)
     assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
 
@@ -104,11 +85,11 @@ def test_batches_with_a_non_finite_value_are_refused_whole(field: str) -> None:
     parts[field][1] = float("nan")
     real, dreams = ReplayBuffer(4, 2, 1), DreamBuffer(4, 2, 1)
     with pytest.raises(NonFiniteTransitionError):
-        real.add_batch(Batch(**parts), Source.DREAM)
+        real.add_batch(Batch(**parts))
     with pytest.raises(NonFiniteTransitionError):
         dreams.add_dreams(Batch(**parts), torch.zeros(n), env_step=5, model_version=1)
     for buf in (real, dreams):
-        assert (len(buf), buf.pos, buf.count(Source.DREAM)) == (0, 0, 0)
+        assert (len(buf), buf.pos) == (0, 0)
 
 
 # --------------------------------------------------------------------------- growing on load
@@ -117,14 +98,13 @@ def test_batches_with_a_non_finite_value_are_refused_whole(field: str) -> None:
 def _add_mixed(buf: ReplayBuffer, start: int, stop: int) -> None:
     """Transitions ``start .. stop-1``, every third a dream, every fourth terminal."""
     for i in range(start, stop):
-        _add(buf, i, Source.DREAM if i % 3 == 0 else Source.REAL, terminated=i % 4 == 0)
+        _add(buf, i, terminated=i % 4 == 0)
 
 
 def _assert_same(a: ReplayBuffer, b: ReplayBuffer) -> None:
     assert (a.capacity, a.pos, a.size) == (b.capacity, b.pos, b.size)
     for name in a._STORES:
         assert torch.equal(getattr(a, name), getattr(b, name)), name
-    assert [a.count(s) for s in Source] == [b.count(s) for s in Source]
     for seed in (0, 1, 2):
         sa = a.sample(32, torch.Generator().manual_seed(seed))
         sb = b.sample(32, torch.Generator().manual_seed(seed))

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from spiking_dreamer.agent import PopSpikingActor
-from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
+from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import Config, DreamingConfig
 from spiking_dreamer.dreaming import DreamBuffer, DreamEngine, Dreamer, uncertainty
 from spiking_dreamer.dreaming.dreamer import rollout_horizon
@@ -381,7 +381,7 @@ def test_pessimistic_reward_and_provenance(kind: str, u_fn: Callable[[Tensor], T
     assert (dreams.model_version[:n1] == 7).all()
     assert (dreams.created_step[n1 : len(dreams)] == 20_000).all()
     assert (dreams.model_version[n1 : len(dreams)] == 8).all()
-    assert dreams.count(Source.DREAM) == len(dreams) == 2 * 32 * 2
+    assert len(dreams) == 2 * 32 * 2
 
 
 def test_uncertainty_over_all_members_counts_the_non_elite() -> None:
@@ -681,8 +681,6 @@ def test_add_dreams_keeps_the_newest_with_aligned_provenance(sizes: tuple[int, .
         assert buf.pos == total
         order = buf.reward[:total].tolist()
     assert order == [m for m, _, _ in added[-capacity:]]
-    assert buf.count(Source.DREAM) == len(buf)
-    assert buf.count(Source.REAL) == 0
     newest = added[-capacity:]
     assert sorted(buf.reward[: len(buf)].tolist()) == [m for m, _, _ in newest]
     for i in range(len(buf)):
@@ -693,7 +691,6 @@ def test_add_dreams_keeps_the_newest_with_aligned_provenance(sizes: tuple[int, .
         assert buf.next_obs[i].tolist() == [mk + 1] * OBS_DIM
         assert buf.created_step[i].item() == step
         assert buf.model_version[i].item() == version
-        assert buf.source[i].item() == Source.DREAM
 
 
 # ------------------------------------------------------------------------ 10. engine mixing
@@ -738,7 +735,7 @@ def test_engine_mixes_real_and_dream_transitions(
     cfg, actor = engine_parts
     engine = _engine(cfg, actor)
     real = ReplayBuffer(30, 17, 6)
-    real.add_batch(_markers(30, 1.0), Source.REAL)
+    real.add_batch(_markers(30, 1.0))
     g = torch.Generator().manual_seed(0)
 
     engine.buffer.add_dreams(_markers(6, -1.0), torch.zeros(6), 0, 1)  # 7 are needed
@@ -760,7 +757,7 @@ def test_engine_real_ratio_extremes(
     cfg, actor = engine_parts
     engine = _engine(cfg.replace(dreaming={"real_ratio": ratio}), actor)
     real = ReplayBuffer(30, 17, 6)
-    real.add_batch(_markers(30, 1.0), Source.REAL)
+    real.add_batch(_markers(30, 1.0))
     engine.buffer.add_dreams(_markers(20, -1.0), torch.zeros(20), 0, 1)
     batch = engine.sample(real, 10, torch.Generator().manual_seed(0))
     assert batch.reward.tolist() == [1.0] * n_real + [-1.0] * (10 - n_real)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
+from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import WorldModelConfig
 from spiking_dreamer.layers import EnsembleLinear
 from spiking_dreamer.snn import (
@@ -75,7 +75,7 @@ def random_buffer(
     next_obs = obs + 0.1 * torch.randn(n, obs_dim, generator=g)
     reward = torch.randn(n, generator=g)
     buf = ReplayBuffer(n, obs_dim, act_dim)
-    buf.add_batch(Batch(obs, action, reward, next_obs, torch.zeros(n)), Source.REAL)
+    buf.add_batch(Batch(obs, action, reward, next_obs, torch.zeros(n)))
     return buf
 
 
@@ -234,7 +234,7 @@ def synthetic_buffer(n: int = 3000, seed: int = 0) -> ReplayBuffer:
     s2 = s + 0.1 * a * torch.tensor([1.0, -1.0]) + 0.05 * torch.tanh(s)
     r = s[:, 0] - a[:, 0].square()
     buf = ReplayBuffer(n, 2, 1)
-    buf.add_batch(Batch(s, a, r, s2, torch.zeros(n)), Source.REAL)
+    buf.add_batch(Batch(s, a, r, s2, torch.zeros(n)))
     return buf
 
 
@@ -403,7 +403,7 @@ def test_train_phase_on_cuda() -> None:
     model = spiking().to(device)
     buf = random_buffer()
     gpu = ReplayBuffer(len(buf), OBS, ACT, device)
-    gpu.add_batch(buf.gather(torch.arange(len(buf))), Source.REAL)
+    gpu.add_batch(buf.gather(torch.arange(len(buf))))
     trainer = ModelTrainer(model, tiny_cfg(), torch.Generator(device).manual_seed(0))
     metrics = trainer.train_phase(gpu)
     assert metrics["model/train_steps"] == 10

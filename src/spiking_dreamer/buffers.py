@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
 from typing import NamedTuple
 
 import numpy as np
@@ -20,19 +19,13 @@ class Batch(NamedTuple):
     terminated: Tensor
 
 
-class Source(IntEnum):
-    """Origin of a stored transition."""
-
-    REAL = 0
-    DREAM = 1
-
-
 class NonFiniteTransitionError(ValueError):
     """A transition with a NaN or infinite value was offered to a buffer (and not stored)."""
 
 
 class ReplayBuffer:
-    """Ring buffer of ``(obs, action, reward, next_obs, terminated, source)`` on one device.
+    """Ring buffer of ``(obs, action, reward, next_obs, terminated)`` on one device (real or
+    imagined transitions: each buffer holds one kind).
 
     ``terminated`` is the bootstrap mask (true termination only, never a time-limit truncation).
     Observations are stored raw (float32); normalisation happens in the networks. Every
@@ -55,17 +48,11 @@ class ReplayBuffer:
         self.reward = torch.zeros(capacity, **kw)
         self.next_obs = torch.zeros(capacity, obs_dim, **kw)
         self.terminated = torch.zeros(capacity, **kw)
-        self.source = torch.zeros(capacity, dtype=torch.uint8, **kw)
         self.pos = 0
         self.size = 0
-        self._source_counts = np.zeros(len(Source), dtype=np.int64)
 
     def __len__(self) -> int:
         return self.size
-
-    def count(self, source: Source) -> int:
-        """Number of stored transitions from ``source``."""
-        return int(self._source_counts[source])
 
     def add(
         self,
@@ -74,7 +61,6 @@ class ReplayBuffer:
         reward: float,
         next_obs: np.ndarray,
         terminated: bool,
-        source: Source = Source.REAL,
     ) -> None:
         """Store one transition (NumPy or Python inputs)."""
         with np.errstate(over="ignore"):  # an overflow to inf is refused below
@@ -85,19 +71,15 @@ class ReplayBuffer:
         if not np.isfinite(r):
             raise NonFiniteTransitionError(f"non-finite reward: {reward}")
         i = self.pos
-        if self.size == self.capacity:
-            self._source_counts[int(self.source[i])] -= 1
         self.obs[i] = torch.from_numpy(o)
         self.action[i] = torch.from_numpy(a)
         self.reward[i] = float(r)
         self.next_obs[i] = torch.from_numpy(no)
         self.terminated[i] = float(terminated)
-        self.source[i] = int(source)
-        self._source_counts[source] += 1
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def add_batch(self, batch: Batch, source: Source) -> None:
+    def add_batch(self, batch: Batch) -> None:
         """Store ``N`` transitions given as ``[N, ...]`` tensors (one device sync)."""
         batch = Batch(*(x.to(self.device, torch.float32) for x in batch))
         if not torch.stack([x.isfinite().all() for x in batch]).all():
@@ -107,17 +89,13 @@ class ReplayBuffer:
             batch = Batch(*(x[-self.capacity :] for x in batch))
             n = self.capacity
         idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
-        overwritten = self.source[idx[idx < self.size]]
-        self._source_counts -= np.bincount(overwritten.cpu().numpy(), minlength=len(Source))
         for name, value in zip(Batch._fields, batch, strict=True):
             store = getattr(self, name)
             store[idx] = value.to(self.device, torch.float32).reshape(n, *store.shape[1:])
-        self.source[idx] = int(source)
-        self._source_counts[source] += n
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 
-    _STORES = ("obs", "action", "reward", "next_obs", "terminated", "source")
+    _STORES = ("obs", "action", "reward", "next_obs", "terminated")
 
     def state_dict(self) -> dict[str, object]:
         """Stored transitions (the filled part only) and the ring position, as tensors."""
@@ -137,7 +115,7 @@ class ReplayBuffer:
         - If the saved buffer never wrapped (``size < capacity``, or full with ``pos == 0``
           after exactly ``capacity`` adds), the transitions keep their indices and the result
           *is* the buffer this one would be had it had its capacity from the start: the same
-          tensors, ``pos``, ``size`` and source counts, hence the same later overwrites and,
+          tensors, ``pos`` and ``size``, hence the same later overwrites and,
           with an equally seeded generator, the same samples.
         - If it had wrapped, it has overwritten its oldest transitions, which a buffer of this
           capacity would still hold, so no load can equal that buffer. The ring is unrolled
@@ -169,8 +147,6 @@ class ReplayBuffer:
             store[:size] = saved.to(self.device)  # type: ignore[union-attr]
             store[size:] = 0  # as in a fresh buffer; nothing beyond size is ever read
         self.pos, self.size = pos, size
-        counts = torch.bincount(self.source[:size].long().cpu(), minlength=len(Source))
-        self._source_counts = counts.numpy().astype(np.int64)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Uniform sample with replacement; ``generator`` must live on the buffer's device."""

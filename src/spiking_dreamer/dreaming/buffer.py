@@ -1,11 +1,11 @@
-"""Dream buffer: a replay buffer whose transitions carry their provenance."""
+"""Dream buffer: a replay buffer of imagined transitions that carry their provenance."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
+from spiking_dreamer.buffers import Batch, ReplayBuffer
 
 
 class DreamBuffer(ReplayBuffer):
@@ -32,7 +32,7 @@ class DreamBuffer(ReplayBuffer):
         if n == 0:
             return
         idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
-        self.add_batch(batch, Source.DREAM)
+        self.add_batch(batch)
         self.created_step[idx] = env_step
         self.model_version[idx] = model_version
         self.uncertainty[idx] = uncertainty[-n:].to(self.device, torch.float32)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from spiking_dreamer import __version__
 from spiking_dreamer.agent import Actor, build_actor
 from spiking_dreamer.config import Config, ConfigError, config_from_dict
 from spiking_dreamer.errors import CheckpointError
+from spiking_dreamer.files import atomic_write
 from spiking_dreamer.provenance import versions
 
 ACTOR_FORMAT = "spiking-dreamer/actor"
@@ -32,25 +31,10 @@ FORMAT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: Path, keep_previous: bool = False) -> None:
-    """Write ``obj`` to a temporary file in the same directory, fsync it, then rename it over
-    ``path``: readers see either the old file or the complete new one. With ``keep_previous``
-    the old file is first renamed to ``<name>.prev``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        if keep_previous and path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save(obj)`` to ``path`` atomically (:func:`~spiking_dreamer.files.atomic_write`):
+    readers see either the old file or the complete new one. With ``keep_previous`` the old
+    file is first renamed to ``<name>.prev``."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp), keep_previous=keep_previous)
 
 
 def actor_checkpoint(

@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic, build_actor
-from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer, Source
+from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer
 from spiking_dreamer.config import Config, ConfigError
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
@@ -251,7 +251,7 @@ class Trainer:
                 )
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         try:
-            self.buffer.add(obs, action, reward, next_obs, terminated, Source.REAL)
+            self.buffer.add(obs, action, reward, next_obs, terminated)
         except NonFiniteTransitionError as e:
             raise self._diverged(
                 f"non-finite transition at env step {self.step + 1} ({e})"
