@@ -445,10 +445,8 @@ def test_config_checks() -> None:
 def test_actor_gradient_through_the_spiking_world_model() -> None:
     torch.manual_seed(0)
     obs_dim, act_dim = 3, 2
-    wm = WorldModelConfig(
-        ensemble_size=3, num_elites=2, hidden_size=16, num_blocks=2, num_scales=2, spike_ts=3,
-        pop_dim=4,
-    )  # fmt: skip
+    sizes = {"ensemble_size": 3, "num_elites": 2, "hidden_size": 16, "num_blocks": 2}
+    wm = WorldModelConfig(**sizes, num_scales=2, spike_ts=3, pop_dim=4)
     model = SpikingEnsembleModel(obs_dim, act_dim, wm)
     high = torch.ones(act_dim)
     actor = PopSpikingActor(obs_dim, -high, high, TINY_ACTOR)
