@@ -1,7 +1,31 @@
-"""Uncertainty-guided imagined rollouts from real states into a separate dream buffer."""
+"""Uncertainty-guided imagined rollouts from real states into a separate dream buffer, and
+value-gradient learning through the world model."""
 
 from spiking_dreamer.dreaming.buffer import DreamBuffer
 from spiking_dreamer.dreaming.dreamer import Dreamer, uncertainty
 from spiking_dreamer.dreaming.engine import DreamEngine
+from spiking_dreamer.dreaming.value_gradient import (
+    StatePool,
+    Trajectory,
+    ValueGradientConfig,
+    distribution_rollout,
+    imagine,
+    mve_critic_loss,
+    mve_targets,
+    value_gradient_loss,
+)
 
-__all__ = ["DreamBuffer", "DreamEngine", "Dreamer", "uncertainty"]
+__all__ = [
+    "DreamBuffer",
+    "DreamEngine",
+    "Dreamer",
+    "StatePool",
+    "Trajectory",
+    "ValueGradientConfig",
+    "distribution_rollout",
+    "imagine",
+    "mve_critic_loss",
+    "mve_targets",
+    "uncertainty",
+    "value_gradient_loss",
+]

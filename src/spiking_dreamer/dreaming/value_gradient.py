@@ -1,0 +1,587 @@
+"""Value-gradient learning through the world model (DHMBPO; Kubo, Parmas, Ishii, TMLR 2025).
+
+Two kinds of imagined rollouts with two horizons:
+
+* **Distribution rollouts** (:func:`distribution_rollout`, no gradient): every
+  ``distribution_every`` env steps, ``distribution_starts`` real states are rolled ``D``
+  (``distribution_horizon``) steps through the model with the current actor and exploration
+  noise (as :class:`~spiking_dreamer.dreaming.dreamer.Dreamer` does). Their imagined states
+  feed a :class:`StatePool` that keeps each round's states for ``pool_rounds`` rounds: a cheap
+  supply of (nearly) on-policy start states.
+* **Training rollouts** (:func:`imagine`): from ``B`` pool states, ``H`` (``horizon``) steps
+  through the model's *differentiable* transition: the spiking model's surrogate gradients carry
+  ``d s_{h+1} / d (s_h, a_h)`` and ``d r_h / d (s_h, a_h)`` back to the actor. The same rollout
+  gives
+
+  - the SVG(H) actor loss (Heess et al., "Learning Continuous Control Policies by Stochastic
+    Value Gradients", NeurIPS 2015; :func:`value_gradient_loss`)::
+
+        alive_0 = 1,   alive_{h+1} = alive_h * (1 - terminated_h)
+        J(s_0)  = sum_{h=0}^{H-1} gamma^h alive_h r_h  +  gamma^H alive_H Q_1(s_H, pi(s_H))
+        loss    = -mean_b J(s_0^b)
+
+    with ``a_h = pi(s_h)`` (deterministic; see :func:`imagine` for why there is no exploration
+    noise), ``r_h`` and ``s_{h+1}`` the model's, ``Q_1`` the online critic's first head on
+    ``obs_normalizer(s_H)``. Gradients reach the actor only: the world model's and the critic's
+    parameters are frozen while the loss is built (the model's unless ``model_gradients``).
+    ``terminated_h`` is the env's termination function on ``(s_h, a_h, s_{h+1})``; it only masks
+    (no gradient). A terminal transition's own reward counts; nothing after it does, and there
+    is no bootstrap past it (as TD3's ``r + gamma (1 - d) Q'``).
+  - MVE critic targets (Feinberg et al., "Model-Based Value Estimation for Efficient
+    Model-Free RL", 2018; :func:`mve_targets`, :func:`mve_critic_loss`) on the same detached
+    trajectory, by the recursion ``y_H = min_i Q'_i(s_H, a'_H)``,
+    ``y_h = r_h + gamma (1 - terminated_h) y_{h+1}``, i.e. for a branch alive at ``h``::
+
+        y_h = sum_{k=h}^{H-1} gamma^{k-h} alive_k r_k  +  gamma^{H-h} alive_H min_i Q'_i(s_H, a'_H)
+        a'_H = clip(pi'(s_H) + clip(eps, -c, c) * half_range, low, high),  eps ~ N(0, sigma^2)
+
+    (TD3's clipped double-Q target with target-policy smoothing at the end of the expansion),
+    and the critic loss is ``sum_i sum_{h,b} w_hb (Q_i(s_h, a_h) - y_h)^2 / sum_{h,b} w_hb``
+    with ``w_hb = alive_h`` (states after a termination are not trained on).
+
+A branch in which the model produced a non-finite state or reward is dropped from both losses
+(weight 0; its later states are replaced by the last finite one so the rest of the batch stays
+finite); the count is reported so a caller can skip an update whose gradients are not finite.
+
+Shapes: ``B`` start states, ``O`` observation and ``A`` action sizes, ``E`` members.
+All randomness comes from an explicit ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from spiking_dreamer.config import _check
+from spiking_dreamer.dreaming.dreamer import uncertainty
+from spiking_dreamer.world_model.base import Prediction
+
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+"""``(obs [N, O], action [N, A], next_obs [N, O]) -> terminated [N]`` (bool)."""
+Member = Literal["random_elite", "elite_mean"]
+
+
+@dataclass(frozen=True)
+class ValueGradientConfig:
+    """DHMBPO-style value-gradient learning (defaults: DHMBPO's ``dhmbpo.yaml`` / ``svg.yaml``
+    where it has the setting)."""
+
+    horizon: int = 5
+    """``H``: steps of the differentiable training rollout (DHMBPO ``training_rollout_horizon``
+    5); also the MVE horizon."""
+    distribution_horizon: int = 20
+    """``D``: steps of a distribution rollout (DHMBPO ``distribution_rollout_horizon`` 20)."""
+    distribution_every: int = 20
+    """Env steps between distribution rollouts (DHMBPO ``rollout_freq`` 20); one rollout is
+    one pool round."""
+    pool_rounds: int = 10
+    """A distribution rollout's states stay in the start-state pool for this many rounds
+    (DHMBPO ``retain_model_buffer_iter`` 10)."""
+    distribution_starts: int = 256
+    """Real start states per distribution rollout."""
+    batch_size: int = 256
+    """Start states ``B`` of one training rollout (one actor / MVE critic update)."""
+    member: Member = "random_elite"
+    """Transition of both rollouts: ``random_elite``, one random elite per transition and step
+    (sampling its Gaussian, reparameterised, for a Gaussian head: MBPO's TS1); ``elite_mean``,
+    the mean of the elites' predicted means (deterministic)."""
+    critic_target: Literal["mve", "td3"] = "mve"
+    """Critic update: ``mve``, H-step value-expansion targets on the training rollouts
+    (:func:`mve_critic_loss`); ``td3``, TD3's one-step targets on the usual (real) batches."""
+    exploration_noise: float = 0.1
+    """Gaussian action noise of distribution rollouts, relative to the action half-range
+    (clipped to the bounds, as in the real env and the dreamer)."""
+    action_noise: float = 0.0
+    """Optional Gaussian smoothing noise on the actions *inside* the differentiable rollout
+    (relative to the half-range, clipped to ``±2.5`` times itself and to the bounds).
+    0: the deterministic policy's value gradient (see :func:`imagine`)."""
+    uncertainty: Literal["variance", "max_deviation", "max_std"] = "variance"
+    """Uncertainty of a distribution-rollout transition, over all members (see
+    :func:`~spiking_dreamer.dreaming.dreamer.uncertainty`)."""
+    uncertainty_quantile: float = 0.95
+    """The pool filter's threshold is ``uncertainty_scale`` times this quantile of the
+    rollout's step-0 uncertainties (MACURA, Frauenknecht et al. ICML 2024: ``zeta`` = 95th
+    percentile); scale-free, so it needs no tuning per model or metric."""
+    uncertainty_scale: float = 2.0
+    """Multiplier ``xi`` of that quantile (MACURA: 2 on HalfCheetah, 5 on Ant). A branch stops
+    at its first transition above the threshold, which is not kept."""
+    model_gradients: bool = False
+    """Whether the actor loss may also put gradients on the world model's parameters (they
+    would then push the model toward higher imagined returns: off by default)."""
+
+    def __post_init__(self) -> None:
+        k = "value_gradient."
+        for name in (
+            "horizon",
+            "distribution_horizon",
+            "distribution_every",
+            "pool_rounds",
+            "distribution_starts",
+            "batch_size",
+        ):
+            _check(getattr(self, name) >= 1, k + name, "must be >= 1")
+        _check(self.member in ("random_elite", "elite_mean"), k + "member", "unknown member")
+        _check(self.critic_target in ("mve", "td3"), k + "critic_target", "must be mve or td3")
+        _check(self.exploration_noise >= 0, k + "exploration_noise", "must be >= 0")
+        _check(self.action_noise >= 0, k + "action_noise", "must be >= 0")
+        _check(0 < self.uncertainty_quantile <= 1, k + "uncertainty_quantile", "must lie in (0, 1]")
+        _check(self.uncertainty_scale > 0, k + "uncertainty_scale", "must be > 0")
+
+
+# --------------------------------------------------------------------------- interfaces
+
+
+class DynamicsModel(Protocol):
+    """What the rollouts use of an :class:`~spiking_dreamer.world_model.EnsembleDynamicsModel`."""
+
+    ensemble_size: int
+    elites: Tensor  # [K] member indices
+    target_normalizer: Any  # .denormalize(z [..., O + 1]) -> raw (state change, reward)
+
+    def predict(self, obs: Tensor, action: Tensor) -> Prediction: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
+class BoundedPolicy(Protocol):
+    """An actor: raw observations ``[N, O]`` -> actions ``[N, A]`` within
+    ``action_bias ± action_scale`` (``generator`` drives a stochastic spike encoder)."""
+
+    action_scale: Tensor  # [A]
+    action_bias: Tensor  # [A]
+
+    def __call__(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Parameters of ``modules`` do not require grad inside the block (restored after): a graph
+    built inside treats them as constants, so ``backward`` leaves their ``.grad`` untouched
+    while gradients still flow *through* the modules to their inputs."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _bounded_noise(
+    action: Tensor, actor: BoundedPolicy, sigma: float, clip: float, generator: torch.Generator
+) -> Tensor:
+    """``clip(action + clip(eps, -clip, clip) * half_range, low, high)``,
+    ``eps ~ N(0, sigma^2)``."""
+    noise = torch.randn(action.shape, generator=generator, device=action.device) * sigma
+    noise = noise.clamp(-clip, clip)
+    low = actor.action_bias - actor.action_scale
+    high = actor.action_bias + actor.action_scale
+    return torch.clamp(action + noise * actor.action_scale, low, high)
+
+
+def model_transition(
+    model: DynamicsModel,
+    obs: Tensor,
+    action: Tensor,
+    member: Member,
+    generator: torch.Generator,
+) -> tuple[Tensor, Tensor, Prediction]:
+    """One model step, differentiable w.r.t. ``obs`` ``[N, O]`` and ``action`` ``[N, A]``.
+
+    ``elite_mean``: the elites' mean normalised prediction; ``random_elite``: a random elite per
+    transition, plus ``exp(logvar / 2) * eps`` for a Gaussian head (reparameterised). The result
+    is denormalised as in :meth:`Dreamer.imagine_step`.
+
+    Returns:
+        next_obs ``[N, O]``, reward ``[N]`` and the per-member prediction.
+    """
+    pred = model.predict(obs, action)
+    elites = model.elites
+    if member == "elite_mean":
+        z = pred.mean[elites].mean(0)
+    elif member == "random_elite":
+        n = obs.shape[0]
+        pick = elites[torch.randint(len(elites), (n,), generator=generator, device=obs.device)]
+        rows = torch.arange(n, device=obs.device)
+        z = pred.mean[pick, rows]
+        if pred.logvar is not None:
+            eps = torch.randn(z.shape, generator=generator, device=obs.device)
+            z = z + eps * torch.exp(0.5 * pred.logvar[pick, rows])
+    else:
+        raise ValueError(f"unknown member {member!r}")
+    raw = model.target_normalizer.denormalize(z)
+    return obs + raw[:, :-1], raw[:, -1], pred
+
+
+# --------------------------------------------------------------------------- start-state pool
+
+
+class StatePool:
+    """Start states of training rollouts, each tagged with the round that produced it.
+
+    ``add(states, round)`` stores the states and drops every state of a round
+    ``<= round - pool_rounds``: after adding round ``r`` the pool holds exactly the states of
+    rounds ``r - pool_rounds + 1 .. r``. Rounds must not decrease. Adding an empty batch still
+    ages the pool.
+
+    Args:
+        obs_dim: ``O``.
+        pool_rounds: rounds a state is kept.
+        device: where the states live.
+    """
+
+    def __init__(self, obs_dim: int, pool_rounds: int, device: torch.device | str = "cpu") -> None:
+        if pool_rounds < 1:
+            raise ValueError(f"pool_rounds must be >= 1, got {pool_rounds}")
+        self.obs_dim, self.pool_rounds, self.device = obs_dim, pool_rounds, torch.device(device)
+        self.states = torch.zeros(0, obs_dim, device=self.device)
+        self.rounds = torch.zeros(0, dtype=torch.int64, device=self.device)
+        self.latest_round = -1
+
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+    def add(self, states: Tensor, round: int) -> None:
+        """Store ``states`` ``[N, O]`` as round ``round`` and drop the expired rounds."""
+        if round < self.latest_round:
+            raise ValueError(f"round {round} is older than the latest round {self.latest_round}")
+        if states.dim() != 2 or states.shape[1] != self.obs_dim:
+            raise ValueError(f"states must be [N, {self.obs_dim}], got {list(states.shape)}")
+        self.latest_round = round
+        tags = torch.full((states.shape[0],), round, dtype=torch.int64, device=self.device)
+        keep = self.rounds > round - self.pool_rounds
+        self.states = torch.cat([self.states[keep], states.detach().to(self.device)])
+        self.rounds = torch.cat([self.rounds[keep], tags])
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` states ``[n, O]`` drawn uniformly with replacement."""
+        if len(self) == 0:
+            raise ValueError("the state pool is empty")
+        idx = torch.randint(len(self), (n,), generator=generator, device=self.device)
+        return self.states[idx]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and ints only (loadable with ``torch.load(weights_only=True)``)."""
+        return {
+            "states": self.states.clone(),
+            "rounds": self.rounds.clone(),
+            "latest_round": self.latest_round,
+            "pool_rounds": self.pool_rounds,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state["pool_rounds"] != self.pool_rounds:
+            raise ValueError(
+                f"state pool saved with pool_rounds={state['pool_rounds']}, "
+                f"this one has {self.pool_rounds}"
+            )
+        self.states = state["states"].to(self.device, torch.float32).reshape(-1, self.obs_dim)
+        self.rounds = state["rounds"].to(self.device, torch.int64)
+        self.latest_round = int(state["latest_round"])
+
+
+# --------------------------------------------------------------------------- distribution rollouts
+
+
+@torch.no_grad()
+def distribution_rollout(
+    model: DynamicsModel,
+    actor: BoundedPolicy,
+    termination_fn: TerminationFn,
+    start_obs: Tensor,
+    *,
+    horizon: int,
+    member: Member,
+    exploration_noise: float,
+    uncertainty_kind: str,
+    uncertainty_quantile: float,
+    uncertainty_scale: float,
+    generator: torch.Generator,
+) -> tuple[Tensor, dict[str, float]]:
+    """Roll ``horizon`` steps from real ``start_obs`` ``[N, O]``; return the kept imagined states.
+
+    Per step, on the branches still alive: ``a = clip(pi(s) + eps * half_range)``,
+    ``eps ~ N(0, exploration_noise^2)``; ``(s', r)`` from :func:`model_transition`; the
+    uncertainty ``u`` over all members. The threshold is ``uncertainty_scale`` times the
+    ``uncertainty_quantile`` quantile of the finite step-0 uncertainties. ``s'`` is kept, and its
+    branch continues, iff ``s'``, ``a`` and ``u`` are finite, ``u <= threshold`` and the
+    transition is not terminal (a terminal state cannot start a rollout). The real start states
+    themselves are not returned.
+
+    Returns:
+        kept states ``[M, O]`` (``M <= N * horizon``) and statistics: ``kept`` (M),
+        ``mean_length`` (kept steps per start state), ``threshold``, ``terminated``,
+        ``nonfinite`` and ``uncertain`` (branches ended by each cause).
+    """
+    obs = start_obs
+    members = torch.arange(model.ensemble_size, device=obs.device)
+    kept: list[Tensor] = []
+    threshold = math.nan
+    n_term = n_nonfinite = n_uncertain = 0
+    for h in range(horizon):
+        if obs.shape[0] == 0:
+            break
+        action = actor(obs, generator)
+        action = _bounded_noise(action, actor, exploration_noise, math.inf, generator)
+        next_obs, reward, pred = model_transition(model, obs, action, member, generator)
+        u = uncertainty(pred, members, uncertainty_kind)
+        finite = (
+            torch.isfinite(next_obs).all(-1)
+            & torch.isfinite(action).all(-1)
+            & torch.isfinite(reward)
+            & torch.isfinite(u)
+        )
+        if h == 0:
+            u0 = u[finite].float()
+            if len(u0) == 0:
+                n_nonfinite += obs.shape[0]
+                break
+            threshold = uncertainty_scale * torch.quantile(u0, uncertainty_quantile).item()
+        certain = finite & (u <= threshold)
+        terminated = termination_fn(obs, action, next_obs) & certain
+        keep = certain & ~terminated
+        n_nonfinite += int((~finite).sum())
+        n_uncertain += int((finite & ~certain).sum())
+        n_term += int(terminated.sum())
+        kept.append(next_obs[keep])
+        obs = next_obs[keep]
+    states = torch.cat(kept) if kept else start_obs.new_zeros(0, start_obs.shape[1])
+    return states, {
+        "kept": float(states.shape[0]),
+        "mean_length": states.shape[0] / max(start_obs.shape[0], 1),
+        "threshold": threshold,
+        "terminated": float(n_term),
+        "nonfinite": float(n_nonfinite),
+        "uncertain": float(n_uncertain),
+    }
+
+
+# --------------------------------------------------------------------------- training rollouts
+
+
+class Trajectory(NamedTuple):
+    """An imagined ``H``-step trajectory from ``B`` start states.
+
+    obs: ``[H + 1, B, O]`` states ``s_0 .. s_H`` (after a non-finite step: the last finite one).
+    action: ``[H, B, A]`` actions ``a_h = pi(s_h)`` (plus ``action_noise`` if set).
+    reward: ``[H, B]`` model rewards ``r_h`` (0 where non-finite).
+    terminated: ``[H, B]`` bool, the termination function on ``(s_h, a_h, s_{h+1})``.
+    alive: ``[H + 1, B]`` float, ``alive_0 = 1``, ``alive_{h+1} = alive_h (1 - terminated_h)``.
+    valid: ``[B]`` bool, every transition of the branch was finite.
+    """
+
+    obs: Tensor
+    action: Tensor
+    reward: Tensor
+    terminated: Tensor
+    alive: Tensor
+    valid: Tensor
+
+    def detach(self) -> Trajectory:
+        return Trajectory(*(x.detach() for x in self))
+
+    @property
+    def horizon(self) -> int:
+        return self.action.shape[0]
+
+
+def imagine(
+    model: DynamicsModel,
+    actor: BoundedPolicy,
+    termination_fn: TerminationFn,
+    start_obs: Tensor,
+    *,
+    horizon: int,
+    member: Member,
+    generator: torch.Generator,
+    action_noise: float = 0.0,
+) -> Trajectory:
+    """The differentiable training rollout from ``start_obs`` ``[B, O]`` (graph kept).
+
+    ``a_h = pi(s_h)``, ``(s_{h+1}, r_h) = model_transition(s_h, a_h)``. No exploration noise by
+    default: TD3's actor is deterministic, its critic estimates the value of the deterministic
+    (target) policy, and the SVG(H) gradient of that policy's H-step return is the
+    deterministic policy gradient unrolled through the model (Silver et al., ICML 2014;
+    Heess et al., 2015, SVG(0) = DPG). Exploration belongs to data collection (the real env and
+    the distribution rollouts); noise here would estimate the gradient of a different, noisy
+    policy, add variance and, clipped at the bounds, zero the gradient of saturated actions.
+    ``action_noise > 0`` adds TD3-style smoothing noise (``clip(eps, ±2.5 sigma)``, then the
+    bounds) anyway, e.g. to widen the actions MVE targets are fitted on.
+
+    Termination flags are computed on detached tensors (they mask, they carry no gradient).
+    """
+    obs = start_obs
+    n = start_obs.shape[0]
+    alive = torch.ones(n, dtype=obs.dtype, device=obs.device)
+    valid = torch.ones(n, dtype=torch.bool, device=obs.device)
+    states, actions, rewards, dones, alives = [obs], [], [], [], [alive]
+    for _ in range(horizon):
+        action = actor(obs, generator)
+        if action_noise > 0:
+            action = _bounded_noise(action, actor, action_noise, 2.5 * action_noise, generator)
+        next_obs, reward, _ = model_transition(model, obs, action, member, generator)
+        finite = torch.isfinite(next_obs).all(-1) & torch.isfinite(reward) & valid
+        next_obs = torch.where(finite[:, None], next_obs, obs.detach())
+        reward = torch.where(finite, reward, torch.zeros_like(reward))
+        done = termination_fn(obs.detach(), action.detach(), next_obs.detach()).to(torch.bool)
+        valid = finite
+        alive = alive * (1.0 - done.float())
+        states.append(next_obs)
+        actions.append(action)
+        rewards.append(reward)
+        dones.append(done)
+        alives.append(alive)
+        obs = next_obs
+    return Trajectory(
+        torch.stack(states),
+        torch.stack(actions),
+        torch.stack(rewards),
+        torch.stack(dones),
+        torch.stack(alives),
+        valid,
+    )
+
+
+def svg_objective(
+    traj: Trajectory,
+    actor: BoundedPolicy,
+    critic: nn.Module,
+    obs_normalizer: Callable[[Tensor], Tensor],
+    gamma: float,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``J`` ``[B]`` of each start state and its bootstrap part ``gamma^H alive_H Q_1`` ``[B]``:
+    ``J = sum_h gamma^h alive_h r_h + gamma^H alive_H Q_1(obs_normalizer(s_H), pi(s_H))``."""
+    horizon = traj.horizon
+    discounts = gamma ** torch.arange(horizon, device=traj.reward.device, dtype=traj.reward.dtype)
+    model_return = (discounts[:, None] * traj.alive[:-1] * traj.reward).sum(0)
+    s_last = traj.obs[-1]
+    q1 = critic(obs_normalizer(s_last), actor(s_last, generator))[0]
+    bootstrap = gamma**horizon * traj.alive[-1] * q1
+    return model_return + bootstrap, bootstrap
+
+
+def value_gradient_loss(
+    model: nn.Module,
+    actor: nn.Module,
+    critic: nn.Module,
+    obs_normalizer: Callable[[Tensor], Tensor],
+    termination_fn: TerminationFn,
+    start_obs: Tensor,
+    *,
+    horizon: int,
+    member: Member,
+    gamma: float,
+    generator: torch.Generator,
+    model_gradients: bool = False,
+    action_noise: float = 0.0,
+) -> tuple[Tensor, Trajectory, dict[str, Tensor]]:
+    """The SVG(H) actor loss ``-mean_b J(s_0^b)`` over the valid branches (module docstring).
+
+    The critic's parameters, and the model's unless ``model_gradients``, are frozen while the
+    graph is built, so ``loss.backward()`` writes gradients to the actor's parameters (and the
+    model's with ``model_gradients``) only.
+
+    Args:
+        model: the dynamics ensemble (:class:`DynamicsModel`).
+        actor: the online actor (:class:`BoundedPolicy`).
+        critic: the online twin critic, ``(normalised obs [B, O], action [B, A]) -> [2, B]``.
+        obs_normalizer: the critic's observation normaliser (TD3: ``actor.obs_normalizer``).
+        termination_fn: the env's termination function.
+        start_obs: ``[B, O]`` raw start states (no grad).
+        horizon, member, gamma, model_gradients, action_noise: see :class:`ValueGradientConfig`
+            (``gamma``: TD3's discount).
+        generator: member choice, Gaussian-head and smoothing noise, a Bernoulli encoder.
+
+    Returns:
+        the loss (scalar, with graph), the trajectory (with graph; ``.detach()`` it for
+        :func:`mve_targets`) and detached scalar statistics: ``vg/objective`` (mean ``J``),
+        ``vg/bootstrap`` (mean bootstrap part), ``vg/alive_fraction`` (mean ``alive_H``),
+        ``vg/invalid_branches`` (branches dropped for non-finite values).
+    """
+    frozen_modules = (critic,) if model_gradients else (critic, model)
+    with frozen(*frozen_modules):
+        traj = imagine(
+            model,
+            actor,
+            termination_fn,
+            start_obs,
+            horizon=horizon,
+            member=member,
+            generator=generator,
+            action_noise=action_noise,
+        )
+        objective, bootstrap = svg_objective(traj, actor, critic, obs_normalizer, gamma, generator)
+    count = traj.valid.sum().clamp_min(1).to(objective.dtype)
+    objective = torch.where(traj.valid, objective, torch.zeros_like(objective))
+    bootstrap = torch.where(traj.valid, bootstrap.detach(), torch.zeros_like(objective))
+    loss = -objective.sum() / count
+    stats = {
+        "vg/objective": -loss.detach(),
+        "vg/bootstrap": bootstrap.sum() / count,
+        "vg/alive_fraction": traj.alive[-1].mean(),
+        "vg/invalid_branches": (~traj.valid).sum().to(objective.dtype),
+    }
+    return loss, traj, stats
+
+
+# --------------------------------------------------------------------------- MVE critic
+
+
+@torch.no_grad()
+def mve_targets(
+    traj: Trajectory,
+    actor_target: BoundedPolicy,
+    critic_target: nn.Module,
+    obs_normalizer: Callable[[Tensor], Tensor],
+    *,
+    gamma: float,
+    target_noise: float,
+    noise_clip: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """MVE targets ``y`` ``[H, B]`` for ``Q(s_h, a_h)`` on a (detached) trajectory:
+    ``y_H = min_i Q'_i(obs_normalizer(s_H), a'_H)`` with TD3's smoothed target action
+    ``a'_H = clip(pi'(s_H) + clip(eps, -noise_clip, noise_clip) * half_range, low, high)``,
+    ``eps ~ N(0, target_noise^2)``, then ``y_h = r_h + gamma (1 - terminated_h) y_{h+1}``."""
+    s_last = traj.obs[-1]
+    a_last = actor_target(s_last, generator)
+    if target_noise > 0:
+        a_last = _bounded_noise(a_last, actor_target, target_noise, noise_clip, generator)
+    y = critic_target(obs_normalizer(s_last), a_last).min(0).values
+    targets = []
+    for h in reversed(range(traj.horizon)):
+        y = traj.reward[h] + gamma * (1.0 - traj.terminated[h].to(y.dtype)) * y
+        targets.append(y)
+    return torch.stack(targets[::-1])
+
+
+def mve_critic_loss(
+    traj: Trajectory,
+    targets: Tensor,
+    critic: nn.Module,
+    obs_normalizer: Callable[[Tensor], Tensor],
+) -> Tensor:
+    """``sum_i sum_{h,b} w_hb (Q_i(s_h, a_h) - y_hb)^2 / sum_{h,b} w_hb`` with
+    ``w_hb = alive_h`` on valid branches (0 otherwise): TD3's per-critic mean squared error,
+    summed over the two critics, averaged over the ``H x B`` imagined pairs.
+
+    Args:
+        traj: the detached trajectory (``s_h``, ``a_h`` for ``h < H``).
+        targets: ``[H, B]`` from :func:`mve_targets`.
+        critic: ``(normalised obs [N, O], action [N, A]) -> [2, N]``.
+    """
+    h, b = targets.shape
+    obs = traj.obs[:-1].detach().reshape(h * b, -1)
+    action = traj.action.detach().reshape(h * b, -1)
+    q = critic(obs_normalizer(obs), action).reshape(-1, h, b)
+    w = traj.alive[:-1].detach() * traj.valid.to(targets.dtype)
+    err = (q - targets.detach()).square() * w
+    return (err.sum((1, 2)) / w.sum().clamp_min(1.0)).sum()
