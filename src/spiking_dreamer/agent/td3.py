@@ -11,12 +11,44 @@ Only termination stops the bootstrap; a time-limit truncation does not (the buff
 followed by Polyak averaging of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``.
 Noise scales are relative to the half-range of the action space. An optional activity penalty
 ``firing_rate_penalty * mean firing rate`` (spiking actor only) trades return for fewer spikes.
+
+Target networks. ``pi_targ`` and ``Q_targ`` are slowly moving copies of the online networks:
+bootstrapping from them instead of from the networks being fitted keeps the regression target
+from chasing every critic step, which is what stabilises the TD bootstrap (TD3 §5.2; DQN's target
+network made smooth by Polyak averaging, DDPG). TD3 moves them with every actor step, i.e. every
+``policy_delay`` critic steps, so value estimates settle before the policy and the targets
+follow them. REDQ (Chen et al., "Randomized Ensembled Double Q-Learning", ICLR 2021) and MBPO's
+SAC move the targets with every critic step instead.
+
+Per env step (:meth:`TD3.update_env_step`, G batches, ``td3.schedule``):
+
+* ``td3`` (default): G TD3 steps, exactly ``update(b)`` for each batch in order; at G = 20 and
+  ``policy_delay`` 2 that is 10 actor steps, 10 Polyak updates and 20 target-actor forwards.
+* ``per_env_step`` (REDQ's arrangement: many critic steps, the policy once per env step): the
+  actor and both targets are held fixed during the G critic steps; then
+  ``actor_updates_per_step`` (K) actor steps on the last K batches, then **one** Polyak update
+  of both targets. Fixed targets make the G TD targets independent of the critic steps, so they
+  are computed in one forward of the target actor and target critic over all ``G * B`` next
+  states (``batched_targets``); the spiking target actor runs once instead of G times. The
+  single Polyak step uses ``tau' = 1 - (1 - tau)^n``: n Polyak steps of rate ``tau`` towards a
+  fixed source equal one of rate ``tau'``, so the targets keep the same averaging horizon per
+  env step (about ``1 / (n * tau)`` env steps) as n per-update Polyak steps; ``n`` is G
+  (``target_tau_per: critic_update``, REDQ/MBPO) or K (``actor_update``, TD3's rule).
+
+Cost on one CPU thread (``benchmarks/results/td3_schedule_cpu1.json``: G = 20, B = 100, PopSAN
+sizes, HalfCheetah): ``per_env_step`` 95 ms per env step against ``td3``'s 173 ms (1.8x), nearly
+all of it from one actor step (7.5 ms) instead of ten. The batched target forward is *slower*
+there (57 ms against 43 ms for 20 sequential targets): its ``[T, G * B, H]`` activations (10 MB)
+leave the per-core L2 cache that a ``[T, B, H]`` one (0.5 MB) fits, and the matrix multiplies
+cost the same either way. It pays where launches and Python dominate, i.e. on a GPU.
+``torch.compile`` changes none of these figures on CPU.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +62,7 @@ from spiking_dreamer.agent.popsan import PopSpikingActor
 from spiking_dreamer.agent.regularization import firing_rate_penalty
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import TD3Config
+from spiking_dreamer.snn import current_lif_scan_fused
 
 
 @torch.no_grad()
@@ -40,12 +73,36 @@ def polyak_update(source: nn.Module, target: nn.Module, tau: float) -> None:
     torch._foreach_lerp_(tgt, src, tau)
 
 
+def compounded_tau(tau: float, steps: int) -> float:
+    """``1 - (1 - tau)^steps``: one Polyak step of this rate equals ``steps`` steps of rate
+    ``tau`` towards a fixed source (``tau`` itself for one step, exactly)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps == 1 or tau == 1.0:
+        return tau
+    return -math.expm1(steps * math.log1p(-tau))
+
+
+def _spiking_actions(actor: PopSpikingActor, spikes: Tensor) -> Tensor:
+    """The spiking layers and decoder of ``actor`` on encoder spikes ``[T, N, O * P_in]`` ->
+    actions ``[N, A]`` (the rest of :meth:`PopSpikingActor.spike_trains` and ``forward``)."""
+    for layer in actor.layers:
+        spikes = current_lif_scan_fused(layer(spikes), actor.neuron, actor.spike_fn)
+    return actor.decode(spikes)
+
+
 class TD3:
     """TD3 learner around a :class:`PopSpikingActor` (or :class:`MLPActor`) and a
     :class:`TwinQCritic`.
 
     The target actor shares the online actor's observation normaliser, so targets and actions
     always see observations normalised with the same statistics.
+
+    :meth:`update` is one TD3 step; :meth:`update_env_step` is one env step's updates under
+    ``cfg.schedule``. Counters (:attr:`update_counts`, saved by :meth:`state_dict`):
+    ``num_updates`` critic steps, ``num_actor_updates`` actor steps, ``num_target_updates``
+    Polyak updates (of both targets together), ``num_env_steps`` calls of
+    :meth:`update_env_step` that ran updates.
 
     Args:
         actor, critic: online networks (already on ``device``).
@@ -66,13 +123,17 @@ class TD3:
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_optimizer = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, fused=True)
-        self.num_updates = 0
+        self.num_updates = 0  # critic steps; drives policy_delay
+        self.num_actor_updates = 0
+        self.num_target_updates = 0
+        self.num_env_steps = 0
         # what act(), the actor loss, the TD target and the critic loss call; see compile()
         self._policy: nn.Module = actor
         self._actor_fn: nn.Module = actor
         self._target_actor_fn: nn.Module = self.actor_target
         self._critic_fn: nn.Module = critic
         self._target_critic_fn: nn.Module = self.critic_target
+        self._target_from_spikes: Any = _spiking_actions  # (actor, encoder spikes) -> actions
         self._actor_loss = torch.zeros(())
         self._act_input: Tensor | None = None  # act()'s preallocated [1, O] input
         self._half_range = actor.action_scale.cpu().numpy()
@@ -81,10 +142,10 @@ class TD3:
 
     def compile(self) -> None:
         """Use ``torch.compile`` for acting (batch 1) and for every network forward of the
-        update (actor loss, TD target, critic loss); the hand-written spiking backward is traced
-        and fused too. Same parameters and maths, far fewer kernel launches; compiling costs
-        tens of seconds once per batch shape. On CUDA, acting also replays a CUDA graph
-        (``reduce-overhead``): a batch-1 forward is launch-bound there."""
+        update (actor loss, TD targets, batched ones included, critic loss); the hand-written
+        spiking backward is traced and fused too. Same parameters and maths, far fewer kernel
+        launches; compiling costs tens of seconds once per batch shape. On CUDA, acting also
+        replays a CUDA graph (``reduce-overhead``): a batch-1 forward is launch-bound there."""
         on_cuda = self.actor.action_scale.device.type == "cuda"
         mode = "reduce-overhead" if on_cuda else None
         self._policy = torch.compile(self.actor, dynamic=False, mode=mode)
@@ -92,6 +153,7 @@ class TD3:
         self._target_actor_fn = torch.compile(self.actor_target, dynamic=False)
         self._critic_fn = torch.compile(self.critic, dynamic=False)
         self._target_critic_fn = torch.compile(self.critic_target, dynamic=False)
+        self._target_from_spikes = torch.compile(_spiking_actions, dynamic=False)
 
     @torch.no_grad()
     def act(
@@ -129,6 +191,61 @@ class TD3:
             not_done = 1.0 - batch.terminated
             return batch.reward + cfg.gamma * not_done * next_q.min(0).values
 
+    def critic_target_values(self, batches: Sequence[Batch]) -> Tensor:
+        """The TD targets ``[G, B]`` of G batches (each ``[B, ...]``, the same ``B``) in one
+        forward of the target actor and target critic over the ``[G * B, O]`` next states (no
+        gradient).
+
+        Equal to ``stack([critic_target_value(b) for b in batches])`` with the targets fixed:
+        the smoothing noise is drawn batch by batch, in order, as ``[B, A]`` draws (one
+        ``[G * B, A]`` draw would give other numbers: CPU ``randn`` fills blocks of 16), and a
+        Bernoulli encoder draws its spikes batch by batch too (``[T, B, O * P_in]`` each, from
+        the global generator, as G forwards would), then one batched pass runs the spiking
+        layers. Every remaining op acts on each row alone; on CPU the batched matrix multiplies
+        reproduce the per-batch ones bitwise at the PopSAN sizes (B = 100), but a BLAS may pick
+        another kernel for another row count (seen for the critic at B = 7): then the targets
+        agree to float rounding (about 1e-7 relative), unless a rounding difference flips a
+        spike of the target actor.
+        """
+        if not batches:
+            raise ValueError("need at least one batch")
+        sizes = {len(b.reward) for b in batches}
+        if len(sizes) != 1:
+            raise ValueError(f"batches need one size to be stacked, got sizes {sorted(sizes)}")
+        cfg, actor = self.cfg, self.actor_target
+        n, batch_size = len(batches), sizes.pop()
+        with torch.no_grad():
+            next_obs = torch.cat([b.next_obs for b in batches])  # [G * B, O]
+            if isinstance(actor, PopSpikingActor) and actor.encoder.encoding == "bernoulli":
+                spikes = torch.cat(
+                    [
+                        actor.encoder(actor.obs_normalizer(b.next_obs), actor.cfg.spike_ts)
+                        for b in batches
+                    ],
+                    dim=1,
+                )  # [T, G * B, O * P_in]
+                next_action = self._target_from_spikes(actor, spikes)
+            else:
+                next_action = self._target_actor_fn(next_obs)  # [G * B, A]
+            device = next_action.device
+            noise = torch.cat(
+                [
+                    torch.randn(
+                        (batch_size, actor.act_dim), generator=self.generator, device=device
+                    )
+                    for _ in batches
+                ]
+            )
+            noise = (noise * cfg.target_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
+            low = actor.action_bias - actor.action_scale
+            high = actor.action_bias + actor.action_scale
+            next_action = torch.clamp(next_action + noise * actor.action_scale, low, high)
+            next_q = self._target_critic_fn(actor.obs_normalizer(next_obs), next_action)
+            next_v = next_q.min(0).values.view(n, batch_size)  # [G, B]
+            reward = torch.stack([b.reward for b in batches])  # [G, B]
+            not_done = 1.0 - torch.stack([b.terminated for b in batches])
+            return reward + cfg.gamma * not_done * next_v
+
     def _actions_with_penalty(self, obs: Tensor) -> Tensor:
         """Actor actions; with ``firing_rate_penalty > 0`` (spiking actor) also sets the
         activity penalty ``coef * mean firing rate`` to add to the actor loss."""
@@ -140,38 +257,125 @@ class TD3:
         self._penalty = torch.zeros((), device=obs.device)
         return self._actor_fn(obs)
 
-    def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One critic step; every ``policy_delay``-th call also an actor step and Polyak updates.
+    def _critic_step(self, obs_n: Tensor, action: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """One critic step towards the TD target ``[B]``; returns the loss and ``Q`` ``[2, B]``.
 
-        Returns detached scalar tensors (no host sync here): ``critic_loss``, ``actor_loss``
-        (the most recent one), ``q_mean``.
-        """
-        target = self.critic_target_value(batch)
-        obs_n = self.actor.obs_normalizer(batch.obs)
-        q = self._critic_fn(obs_n, batch.action)  # [2, B]
+        ``obs_n``: normalised observations ``[B, O]``; ``action``: ``[B, A]``."""
+        q = self._critic_fn(obs_n, action)  # [2, B]
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
-
         self.num_updates += 1
-        if self.num_updates % self.cfg.policy_delay == 0:
-            actor_loss = -self._critic_fn(obs_n, self._actions_with_penalty(batch.obs))[0].mean()
-            actor_loss = actor_loss + self._penalty
-            self.actor_optimizer.zero_grad(set_to_none=True)
-            actor_loss.backward(inputs=list(self.actor.parameters()))
-            self.actor_optimizer.step()
-            polyak_update(self.actor, self.actor_target, self.cfg.tau)
-            polyak_update(self.critic, self.critic_target, self.cfg.tau)
-            self._actor_loss = actor_loss.detach()
+        return critic_loss, q
+
+    def _actor_step(self, obs: Tensor, obs_n: Tensor) -> None:
+        """One actor step: maximise ``Q1(s, pi(s))`` (minus the activity penalty) on raw
+        observations ``obs`` ``[B, O]`` (``obs_n``: the same, normalised)."""
+        actor_loss = -self._critic_fn(obs_n, self._actions_with_penalty(obs))[0].mean()
+        actor_loss = actor_loss + self._penalty
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward(inputs=list(self.actor.parameters()))
+        self.actor_optimizer.step()
+        self._actor_loss = actor_loss.detach()
+        self.num_actor_updates += 1
+
+    def _update_targets(self, tau: float) -> None:
+        """Polyak update of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``."""
+        polyak_update(self.actor, self.actor_target, tau)
+        polyak_update(self.critic, self.critic_target, tau)
+        self.num_target_updates += 1
+
+    def _losses(self, critic_loss: Tensor, q: Tensor) -> dict[str, Tensor]:
         return {
             "critic_loss": critic_loss.detach(),
             "actor_loss": self._actor_loss,
             "q_mean": q.detach().mean(),
         }
 
+    def _td3_step(self, batch: Batch) -> dict[str, Tensor]:
+        target = self.critic_target_value(batch)
+        obs_n = self.actor.obs_normalizer(batch.obs)
+        critic_loss, q = self._critic_step(obs_n, batch.action, target)
+        if self.num_updates % self.cfg.policy_delay == 0:
+            self._actor_step(batch.obs, obs_n)
+            self._update_targets(self.cfg.tau)
+        return self._losses(critic_loss, q)
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One TD3 step (``td3.schedule: td3`` only): a critic step; every ``policy_delay``-th
+        call also an actor step and a Polyak update of both targets with ``tau``.
+
+        Returns detached scalar tensors (no host sync here): ``critic_loss``, ``actor_loss``
+        (the most recent one), ``q_mean``.
+
+        Raises:
+            RuntimeError: under ``td3.schedule: per_env_step``, whose updates exist only per
+                env step (:meth:`update_env_step`).
+        """
+        if self.cfg.schedule != "td3":
+            raise RuntimeError(
+                f"td3.schedule is {self.cfg.schedule}: run an env step's updates with "
+                "update_env_step(batches), not update(batch)"
+            )
+        return self._td3_step(batch)
+
+    def env_step_tau(self, num_batches: int) -> float:
+        """The rate of ``per_env_step``'s one Polyak update in an env step of ``num_batches``
+        (G) critic steps: ``1 - (1 - tau)^n``, ``n`` = G (``target_tau_per: critic_update``) or
+        ``actor_updates_per_step`` (``actor_update``); see the module docstring."""
+        cfg = self.cfg
+        n = num_batches if cfg.target_tau_per == "critic_update" else cfg.actor_updates_per_step
+        return compounded_tau(cfg.tau, n)
+
+    def update_env_step(self, batches: Sequence[Batch]) -> dict[str, Tensor]:
+        """This env step's updates: one critic step per batch (G = ``len(batches)``, each
+        ``[B, ...]``) and the actor and target updates that ``td3.schedule`` places with them.
+
+        * ``td3``: ``update(b)`` for each batch in order (the same parameters, generator draws
+          and counters, bitwise).
+        * ``per_env_step`` (REDQ; Chen et al., ICLR 2021): G critic steps towards TD targets of
+          the fixed target networks (all G at once, ``[G, B]``, with ``batched_targets``); then
+          K = ``actor_updates_per_step`` actor steps, step ``j`` (0-based) on batch
+          ``(G - K + j) mod G``, i.e. the last K batches in order (cycling when K > G); then
+          one Polyak update of both targets with :meth:`env_step_tau`.
+
+        Returns detached scalar tensors as :meth:`update` does: ``critic_loss`` and ``q_mean``
+        of the last critic step, the latest ``actor_loss``. No batches: nothing happens and
+        ``{}`` is returned.
+        """
+        if not batches:
+            return {}
+        self.num_env_steps += 1
+        if self.cfg.schedule == "td3":
+            for batch in batches:
+                losses = self._td3_step(batch)
+            return losses
+        normalize, num = self.actor.obs_normalizer, len(batches)
+        targets = self.critic_target_values(batches) if self.cfg.batched_targets else None
+        for g, batch in enumerate(batches):
+            target = targets[g] if targets is not None else self.critic_target_value(batch)
+            critic_loss, q = self._critic_step(normalize(batch.obs), batch.action, target)
+        k = self.cfg.actor_updates_per_step
+        for j in range(k):
+            batch = batches[(num - k + j) % num]
+            self._actor_step(batch.obs, normalize(batch.obs))
+        self._update_targets(self.env_step_tau(num))
+        return self._losses(critic_loss, q)
+
+    @property
+    def update_counts(self) -> dict[str, int]:
+        """How many critic steps, actor steps, target (Polyak) updates and env steps (calls of
+        :meth:`update_env_step` with batches) ran so far."""
+        return {
+            "critic": self.num_updates,
+            "actor": self.num_actor_updates,
+            "target": self.num_target_updates,
+            "env_steps": self.num_env_steps,
+        }
+
     def state_dict(self) -> dict[str, Any]:
-        """Networks, targets, optimisers, the update count and the latest actor loss (the
+        """Networks, targets, optimisers, the update counters and the latest actor loss (the
         target-noise generator is its owner's to save)."""
         return {
             "actor": self.actor.state_dict(),
@@ -182,10 +386,15 @@ class TD3:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "actor_loss": self._actor_loss,
             "num_updates": self.num_updates,
+            "num_actor_updates": self.num_actor_updates,
+            "num_target_updates": self.num_target_updates,
+            "num_env_steps": self.num_env_steps,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict`. A state saved before the actor, target and env-step
+        counters existed (schedule ``td3`` only) gets ``num_updates // policy_delay`` actor and
+        target updates and 0 env steps."""
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.actor_target.load_state_dict(state["actor_target"])
@@ -194,3 +403,7 @@ class TD3:
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self._actor_loss = state["actor_loss"]
         self.num_updates = state["num_updates"]
+        delayed = self.num_updates // self.cfg.policy_delay
+        self.num_actor_updates = state.get("num_actor_updates", delayed)
+        self.num_target_updates = state.get("num_target_updates", delayed)
+        self.num_env_steps = state.get("num_env_steps", 0)
