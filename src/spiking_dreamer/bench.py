@@ -8,8 +8,14 @@ which any compiling happens; evaluation excluded):
 * ``dreaming``: PopSAN-TD3 with the spiking world model and dream phases at their configured
   frequency (dreams start right after the warm-up).
 
-Parts: action latency at batch 1, critic update, actor update (critic + actor step of a delayed
-update minus a critic-only step), world-model gradient step, dream phase.
+All arms use the config's update schedule, so with ``--config configs/halfcheetah_mbpo.yaml``
+``dreaming`` is MBPO's regime and ``baseline`` its real-only control at the same G.
+
+Parts: action latency at batch 1, critic update (a TD target and a critic step), actor update
+(an actor step and the Polyak update of both targets), one env step's updates
+(``updates_per_env_step_ms``: G = ``Config.updates_per_step`` as the schedule arranges them),
+world-model gradient step and training phase, dream phase; the model training and dreams per
+env step (``*_per_env_step_ms``: a phase's cost over its period).
 
 With ``compile=True`` every loop and part is measured a second time with ``train.compile``
 (``torch.compile`` of acting and of the update's network forwards), as ``<arm>_compiled``.
@@ -91,24 +97,33 @@ def loop_steps_per_s(trainer: Trainer, warmup: int, steps: int, settle: int = 25
 
 
 def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
-    """Medians in ms of the parts of one training step (trainer already warmed up)."""
-    agent, buf, g = trainer.agent, trainer.buffer, trainer.sample_generator
-    batch_size = trainer.cfg.td3.batch_size
+    """Medians in ms of the parts of one training step (trainer already warmed up); the
+    ``*_per_env_step_ms`` parts are what one env step costs on average."""
+    agent, buf, g, cfg = trainer.agent, trainer.buffer, trainer.sample_generator, trainer.cfg
+    batch_size = cfg.td3.batch_size
     obs = buf.obs[0].cpu().numpy()
     out = {"action_batch1_ms": median_ms(lambda: agent.act(obs), repeats * 5)}
-    delay = agent.cfg.policy_delay
+    normalize = agent.actor.obs_normalizer
 
-    def critic_only() -> None:
-        agent.num_updates = 0  # update() counts this as update 1: no actor step (delay >= 2)
-        agent.update(buf.sample(batch_size, g))
+    def critic_only() -> None:  # a TD target and a critic step
+        batch = buf.sample(batch_size, g)
+        agent._critic_step(normalize(batch.obs), batch.action, agent.critic_target_value(batch))
 
-    def critic_and_actor() -> None:
-        agent.num_updates = delay - 1  # counted as update `delay`: critic and actor step
-        agent.update(buf.sample(batch_size, g))
+    def actor_only() -> None:  # an actor step and the Polyak update of both targets
+        batch = buf.sample(batch_size, g)
+        agent._actor_step(batch.obs, normalize(batch.obs))
+        agent._update_targets(cfg.td3.tau)
 
     out["critic_update_ms"] = median_ms(critic_only, repeats)
-    out["actor_update_ms"] = median_ms(critic_and_actor, repeats) - out["critic_update_ms"]
-    out["td3_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"] / delay
+    out["actor_update_ms"] = median_ms(actor_only, repeats)
+    if cfg.td3.schedule == "td3":
+        delay = cfg.td3.policy_delay
+        out["td3_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"] / delay
+    n = cfg.updates_per_step(trainer.dreaming is not None and trainer.dreaming.active)
+    out["updates_per_env_step_ms"] = median_ms(
+        lambda: agent.update_env_step([buf.sample(batch_size, g) for _ in range(n)]),
+        max(repeats // max(n, 1), 3),
+    )
     if trainer.dreaming is not None:
         engine = trainer.dreaming
         model, wm = engine.model, trainer.cfg.world_model
@@ -125,11 +140,14 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
             opt.step()
 
         out["model_train_step_ms"] = median_ms(model_step, max(repeats // 5, 3))
+        out["model_train_phase_ms"] = median_ms(lambda: engine.train_model(buf), 3, warmup=0)
+        out["model_training_per_env_step_ms"] = out["model_train_phase_ms"] / wm.train_every
         out["dream_phase_ms"] = median_ms(
             lambda: engine.dreamer.phase(buf, engine.buffer, trainer.step, 1),
             max(repeats // 20, 3),
             warmup=1,
         )
+        out["dreams_per_env_step_ms"] = out["dream_phase_ms"] / cfg.dreaming.every
     return out
 
 
@@ -152,7 +170,8 @@ def run_bench(
                 loops[arm + suffix] = loop_steps_per_s(trainer, warmup, steps)
                 parts[arm + suffix] = part_timings(trainer, repeats)
                 trainer.close()
-            step = {a: parts[a + suffix]["td3_step_ms"] for a in ("mlp", "baseline")}
+            key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
+            step = {a: parts[a + suffix][key] for a in ("mlp", "baseline")}
             ratios["popsan_over_mlp_td3_step" + suffix] = step["baseline"] / step["mlp"]
             ratios["baseline_over_mlp_loop_time" + suffix] = (
                 loops["mlp" + suffix] / loops["baseline" + suffix]
@@ -161,10 +180,8 @@ def run_bench(
                 loops["dreaming" + suffix] / loops["baseline" + suffix]
             )
     if compile:  # each actor at its faster setting: the spiking overhead a user pays
-        best = {
-            a: min(parts[a]["td3_step_ms"], parts[a + "_compiled"]["td3_step_ms"])
-            for a in ("mlp", "baseline")
-        }
+        key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
+        best = {a: min(parts[a][key], parts[a + "_compiled"][key]) for a in ("mlp", "baseline")}
         ratios["popsan_over_mlp_td3_step_best"] = best["baseline"] / best["mlp"]
     return {
         **result_header("throughput"),

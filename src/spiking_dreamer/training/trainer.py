@@ -273,17 +273,17 @@ class Trainer:
             self._needs_reset = True
 
     def _update_agent(self) -> dict[str, torch.Tensor]:
-        """This env step's TD3 updates, on real batches, or real plus dream batches once the
-        dream buffer can fill its share."""
-        cfg, losses = self.cfg, {}
+        """This env step's TD3 updates (``td3.schedule`` arranges critic, actor and target
+        updates), on real batches, or real plus dream batches once the dream buffer can fill
+        its share."""
+        cfg, g = self.cfg, self.sample_generator
         with_dreams = self.dreaming is not None and self.dreaming.active
-        for _ in range(cfg.updates_per_step(with_dreams)):
-            if with_dreams:
-                batch = self.dreaming.sample(self.buffer, cfg.td3.batch_size, self.sample_generator)
-            else:
-                batch = self.buffer.sample(cfg.td3.batch_size, self.sample_generator)
-            losses = self.agent.update(batch)
-        return losses
+        n, size = cfg.updates_per_step(with_dreams), cfg.td3.batch_size
+        if with_dreams:
+            batches = [self.dreaming.sample(self.buffer, size, g) for _ in range(n)]
+        else:
+            batches = [self.buffer.sample(size, g) for _ in range(n)]
+        return self.agent.update_env_step(batches)
 
     def _log_losses(self) -> None:
         record = {f"train/{k}": v.item() for k, v in self._losses.items()}
