@@ -112,7 +112,7 @@ def _parts(agent: TD3, batches: list[Batch], repeats: int) -> dict[str, float]:
         ),
         "one_critic_step": lambda: agent._critic_step(obs_n, b.action, target),
         "one_actor_step": lambda: agent._actor_step(b.obs, obs_n),
-        "one_polyak_update_of_both_targets": lambda: agent._update_targets(agent.cfg.tau),
+        "one_polyak_update_of_both_targets": lambda: agent.update_targets(agent.cfg.tau),
     }
     return {name: median_ms(fn, repeats, warmup=2) for name, fn in parts.items()}
 

@@ -435,7 +435,6 @@ def test_config_checks() -> None:
         20,
         10,
     )
-    assert not cfg.model_gradients
     with pytest.raises(ConfigError, match="horizon"):
         ValueGradientConfig(horizon=0)
     with pytest.raises(ConfigError, match="uncertainty_quantile"):

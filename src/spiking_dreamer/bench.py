@@ -106,13 +106,12 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     normalize = agent.actor.obs_normalizer
 
     def critic_only() -> None:  # a TD target and a critic step
-        batch = buf.sample(batch_size, g)
-        agent._critic_step(normalize(batch.obs), batch.action, agent.critic_target_value(batch))
+        agent.critic_update(buf.sample(batch_size, g))
 
     def actor_only() -> None:  # an actor step and the Polyak update of both targets
         batch = buf.sample(batch_size, g)
         agent._actor_step(batch.obs, normalize(batch.obs))
-        agent._update_targets(cfg.td3.tau)
+        agent.update_targets(cfg.td3.tau)
 
     out["critic_update_ms"] = median_ms(critic_only, repeats)
     out["actor_update_ms"] = median_ms(actor_only, repeats)

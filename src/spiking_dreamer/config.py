@@ -431,6 +431,76 @@ class DreamingConfig:
 
 
 @dataclass(frozen=True)
+class ValueGradientConfig:
+    """Value-gradient learning through the world model (DHMBPO: Kubo, Parmas, Ishii, TMLR 2025;
+    defaults: its ``dhmbpo.yaml`` / ``svg.yaml`` where it has the setting). The actor follows
+    the SVG(H) gradient through short differentiable rollouts of the world model instead of
+    learning from dreams as data (no dream phases run); see
+    :mod:`spiking_dreamer.dreaming.value_gradient`. Needs ``dreaming.enabled`` (the world
+    model, trained as usual; ``dreaming.start_step`` is when the model starts to be used)."""
+
+    enabled: bool = setting(False)
+    """Learn through the world model (needs ``dreaming.enabled``); off: dreams as data."""
+    horizon: int = setting(5, fork=True)
+    """``H``: steps of the differentiable training rollout (DHMBPO ``training_rollout_horizon``
+    5); also the MVE horizon."""
+    distribution_horizon: int = setting(20, fork=True)
+    """``D``: steps of a distribution rollout (DHMBPO ``distribution_rollout_horizon`` 20)."""
+    distribution_every: int = setting(20, fork=True)
+    """Env steps between distribution rollouts (DHMBPO ``rollout_freq`` 20); one rollout is
+    one pool round."""
+    pool_rounds: int = setting(10, fork=True)
+    """A distribution rollout's states stay in the start-state pool for this many rounds
+    (DHMBPO ``retain_model_buffer_iter`` 10)."""
+    distribution_starts: int = setting(256, fork=True)
+    """Real start states per distribution rollout."""
+    batch_size: int = setting(256, fork=True)
+    """Start states ``B`` of one training rollout (one actor / MVE critic update)."""
+    member: Literal["random_elite", "elite_mean"] = setting("random_elite", fork=True)
+    """Transition of both rollouts: ``random_elite``, one random elite per transition and step
+    (sampling its Gaussian, reparameterised, for a Gaussian head: MBPO's TS1); ``elite_mean``,
+    the mean of the elites' predicted means (deterministic)."""
+    critic_target: Literal["mve", "td3"] = setting("mve", fork=True)
+    """Critic update: ``mve``, H-step value-expansion targets on the training rollouts
+    (:func:`mve_critic_loss`); ``td3``, TD3's one-step targets on the usual (real) batches."""
+    exploration_noise: float = setting(0.1, fork=True)
+    """Gaussian action noise of distribution rollouts, relative to the action half-range
+    (clipped to the bounds, as in the real env and the dreamer)."""
+    action_noise: float = setting(0.0, fork=True)
+    """Optional Gaussian smoothing noise on the actions *inside* the differentiable rollout
+    (relative to the half-range, clipped to ``±2.5`` times itself and to the bounds).
+    0: the deterministic policy's value gradient (see :func:`imagine`)."""
+    uncertainty: Literal["variance", "max_deviation", "max_std"] = setting("variance", fork=True)
+    """Uncertainty of a distribution-rollout transition, over all members (see
+    :func:`~spiking_dreamer.dreaming.dreamer.uncertainty`)."""
+    uncertainty_quantile: float = setting(0.95, fork=True)
+    """The pool filter's threshold is ``uncertainty_scale`` times this quantile of the
+    rollout's step-0 uncertainties (MACURA, Frauenknecht et al. ICML 2024: ``zeta`` = 95th
+    percentile); scale-free, so it needs no tuning per model or metric."""
+    uncertainty_scale: float = setting(2.0, fork=True)
+    """Multiplier ``xi`` of that quantile (MACURA: 2 on HalfCheetah, 5 on Ant). A branch stops
+    at its first transition above the threshold, which is not kept."""
+
+    def __post_init__(self) -> None:
+        k = "value_gradient."
+        for name in (
+            "horizon",
+            "distribution_horizon",
+            "distribution_every",
+            "pool_rounds",
+            "distribution_starts",
+            "batch_size",
+        ):
+            _check(getattr(self, name) >= 1, k + name, "must be >= 1")
+        _check(self.member in ("random_elite", "elite_mean"), k + "member", "unknown member")
+        _check(self.critic_target in ("mve", "td3"), k + "critic_target", "must be mve or td3")
+        _check(self.exploration_noise >= 0, k + "exploration_noise", "must be >= 0")
+        _check(self.action_noise >= 0, k + "action_noise", "must be >= 0")
+        _check(0 < self.uncertainty_quantile <= 1, k + "uncertainty_quantile", "must lie in (0, 1]")
+        _check(self.uncertainty_scale > 0, k + "uncertainty_scale", "must be > 0")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     run_root: str = "runs"
     """Parent directory of run directories (when --run-dir is not given)."""
@@ -455,6 +525,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     dreaming: DreamingConfig = field(default_factory=DreamingConfig)
+    value_gradient: ValueGradientConfig = field(default_factory=ValueGradientConfig)
     log: LogConfig = field(
         default_factory=LogConfig,
         metadata={"rule": KeyRule(fork=True, resume=True, experiment=False)},
@@ -488,6 +559,24 @@ class Config:
                 "dreaming.real_ratio: 1 no TD3 batch includes dreams; set "
                 "dreaming.updates_per_step: 0 and the updates per env step with "
                 "train.updates_per_step"
+            )
+        vg = self.value_gradient
+        if vg.enabled:
+            _check(
+                d.enabled,
+                "value_gradient.enabled",
+                "needs the world model: dreaming.enabled: true (a --no-dreaming baseline is "
+                "configs/halfcheetah.yaml --no-dreaming)",
+            )
+            _check(
+                self.td3.schedule == "td3",
+                "value_gradient.enabled",
+                "its updates ignore td3.schedule: leave td3.schedule at td3",
+            )
+            _check(
+                vg.uncertainty != "max_std" or self.world_model.head == "gaussian",
+                "value_gradient.uncertainty",
+                "max_std needs world_model.head: gaussian",
             )
         if self.dreaming.enabled and self.dreaming.uncertainty == "max_std":
             _check(

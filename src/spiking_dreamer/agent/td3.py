@@ -263,24 +263,43 @@ class TD3:
         ``obs_n``: normalised observations ``[B, O]``; ``action``: ``[B, A]``."""
         q = self._critic_fn(obs_n, action)  # [2, B]
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
+        self.critic_step_on(critic_loss)
+        return critic_loss, q
+
+    @property
+    def last_actor_loss(self) -> Tensor:
+        """The latest actor step's loss (detached; 0 before the first)."""
+        return self._actor_loss
+
+    def critic_update(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """One critic step towards TD3's target on ``batch``; returns the loss and ``Q``
+        ``[2, B]`` (for update rules built from TD3's parts, e.g. value-gradient learning)."""
+        obs_n = self.actor.obs_normalizer(batch.obs)
+        return self._critic_step(obs_n, batch.action, self.critic_target_value(batch))
+
+    def critic_step_on(self, loss: Tensor) -> None:
+        """One critic optimiser step on a scalar ``loss`` (a TD or value-expansion loss)."""
         self.critic_optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        loss.backward()
         self.critic_optimizer.step()
         self.num_updates += 1
-        return critic_loss, q
+
+    def actor_step_on(self, loss: Tensor) -> None:
+        """One actor optimiser step on a scalar ``loss`` (TD3's ``-Q1(s, pi(s))`` or a value
+        gradient's); gradients go to the actor's parameters only."""
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=list(self.actor.parameters()))
+        self.actor_optimizer.step()
+        self._actor_loss = loss.detach()
+        self.num_actor_updates += 1
 
     def _actor_step(self, obs: Tensor, obs_n: Tensor) -> None:
         """One actor step: maximise ``Q1(s, pi(s))`` (minus the activity penalty) on raw
         observations ``obs`` ``[B, O]`` (``obs_n``: the same, normalised)."""
         actor_loss = -self._critic_fn(obs_n, self._actions_with_penalty(obs))[0].mean()
-        actor_loss = actor_loss + self._penalty
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))
-        self.actor_optimizer.step()
-        self._actor_loss = actor_loss.detach()
-        self.num_actor_updates += 1
+        self.actor_step_on(actor_loss + self._penalty)
 
-    def _update_targets(self, tau: float) -> None:
+    def update_targets(self, tau: float) -> None:
         """Polyak update of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``."""
         polyak_update(self.actor, self.actor_target, tau)
         polyak_update(self.critic, self.critic_target, tau)
@@ -299,7 +318,7 @@ class TD3:
         critic_loss, q = self._critic_step(obs_n, batch.action, target)
         if self.num_updates % self.cfg.policy_delay == 0:
             self._actor_step(batch.obs, obs_n)
-            self._update_targets(self.cfg.tau)
+            self.update_targets(self.cfg.tau)
         return self._losses(critic_loss, q)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
@@ -360,7 +379,7 @@ class TD3:
         for j in range(k):
             batch = batches[(num - k + j) % num]
             self._actor_step(batch.obs, normalize(batch.obs))
-        self._update_targets(self.env_step_tau(num))
+        self.update_targets(self.env_step_tau(num))
         return self._losses(critic_loss, q)
 
     @property

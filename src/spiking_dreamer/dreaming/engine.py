@@ -12,6 +12,7 @@ from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import Config
 from spiking_dreamer.dreaming.buffer import DreamBuffer
 from spiking_dreamer.dreaming.dreamer import Dreamer
+from spiking_dreamer.dreaming.value_gradient import ValueGradientLearner
 from spiking_dreamer.termination import termination_fn
 from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
 
@@ -48,6 +49,11 @@ class DreamEngine:
         self.buffer = DreamBuffer(cfg.dreaming.buffer_size, obs_dim, act_dim, device)
         self.dreamer = Dreamer(self.model, actor, term, cfg.dreaming, generator)
         self.generator = generator
+        self.value_gradient: ValueGradientLearner | None = None  # learning through the model
+        if cfg.value_gradient.enabled:
+            self.value_gradient = ValueGradientLearner(
+                cfg.value_gradient, self.model, term, obs_dim, generator
+            )
 
     @property
     def model_trained(self) -> bool:
@@ -95,6 +101,9 @@ class DreamEngine:
             "threshold": self.dreamer.threshold,
             "threshold_calibrated": self.dreamer.calibrated,
             "generator": self.generator.get_state(),
+            "value_gradient": (
+                self.value_gradient.state_dict() if self.value_gradient is not None else None
+            ),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -107,6 +116,8 @@ class DreamEngine:
         self.dreamer.threshold = state["threshold"]
         self.dreamer.calibrated = state.get("threshold_calibrated", False)
         self.generator.set_state(state["generator"])
+        if self.value_gradient is not None:
+            self.value_gradient.load_state_dict(state["value_gradient"])
 
     @property
     def active(self) -> bool:

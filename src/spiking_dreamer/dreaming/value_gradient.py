@@ -51,87 +51,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
 
-from spiking_dreamer.config import _check
+from spiking_dreamer.config import ValueGradientConfig
 from spiking_dreamer.dreaming.dreamer import uncertainty
 from spiking_dreamer.world_model.base import Prediction
 
 TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 """``(obs [N, O], action [N, A], next_obs [N, O]) -> terminated [N]`` (bool)."""
 Member = Literal["random_elite", "elite_mean"]
-
-
-@dataclass(frozen=True)
-class ValueGradientConfig:
-    """DHMBPO-style value-gradient learning (defaults: DHMBPO's ``dhmbpo.yaml`` / ``svg.yaml``
-    where it has the setting)."""
-
-    horizon: int = 5
-    """``H``: steps of the differentiable training rollout (DHMBPO ``training_rollout_horizon``
-    5); also the MVE horizon."""
-    distribution_horizon: int = 20
-    """``D``: steps of a distribution rollout (DHMBPO ``distribution_rollout_horizon`` 20)."""
-    distribution_every: int = 20
-    """Env steps between distribution rollouts (DHMBPO ``rollout_freq`` 20); one rollout is
-    one pool round."""
-    pool_rounds: int = 10
-    """A distribution rollout's states stay in the start-state pool for this many rounds
-    (DHMBPO ``retain_model_buffer_iter`` 10)."""
-    distribution_starts: int = 256
-    """Real start states per distribution rollout."""
-    batch_size: int = 256
-    """Start states ``B`` of one training rollout (one actor / MVE critic update)."""
-    member: Member = "random_elite"
-    """Transition of both rollouts: ``random_elite``, one random elite per transition and step
-    (sampling its Gaussian, reparameterised, for a Gaussian head: MBPO's TS1); ``elite_mean``,
-    the mean of the elites' predicted means (deterministic)."""
-    critic_target: Literal["mve", "td3"] = "mve"
-    """Critic update: ``mve``, H-step value-expansion targets on the training rollouts
-    (:func:`mve_critic_loss`); ``td3``, TD3's one-step targets on the usual (real) batches."""
-    exploration_noise: float = 0.1
-    """Gaussian action noise of distribution rollouts, relative to the action half-range
-    (clipped to the bounds, as in the real env and the dreamer)."""
-    action_noise: float = 0.0
-    """Optional Gaussian smoothing noise on the actions *inside* the differentiable rollout
-    (relative to the half-range, clipped to ``±2.5`` times itself and to the bounds).
-    0: the deterministic policy's value gradient (see :func:`imagine`)."""
-    uncertainty: Literal["variance", "max_deviation", "max_std"] = "variance"
-    """Uncertainty of a distribution-rollout transition, over all members (see
-    :func:`~spiking_dreamer.dreaming.dreamer.uncertainty`)."""
-    uncertainty_quantile: float = 0.95
-    """The pool filter's threshold is ``uncertainty_scale`` times this quantile of the
-    rollout's step-0 uncertainties (MACURA, Frauenknecht et al. ICML 2024: ``zeta`` = 95th
-    percentile); scale-free, so it needs no tuning per model or metric."""
-    uncertainty_scale: float = 2.0
-    """Multiplier ``xi`` of that quantile (MACURA: 2 on HalfCheetah, 5 on Ant). A branch stops
-    at its first transition above the threshold, which is not kept."""
-    model_gradients: bool = False
-    """Whether the actor loss may also put gradients on the world model's parameters (they
-    would then push the model toward higher imagined returns: off by default)."""
-
-    def __post_init__(self) -> None:
-        k = "value_gradient."
-        for name in (
-            "horizon",
-            "distribution_horizon",
-            "distribution_every",
-            "pool_rounds",
-            "distribution_starts",
-            "batch_size",
-        ):
-            _check(getattr(self, name) >= 1, k + name, "must be >= 1")
-        _check(self.member in ("random_elite", "elite_mean"), k + "member", "unknown member")
-        _check(self.critic_target in ("mve", "td3"), k + "critic_target", "must be mve or td3")
-        _check(self.exploration_noise >= 0, k + "exploration_noise", "must be >= 0")
-        _check(self.action_noise >= 0, k + "action_noise", "must be >= 0")
-        _check(0 < self.uncertainty_quantile <= 1, k + "uncertainty_quantile", "must lie in (0, 1]")
-        _check(self.uncertainty_scale > 0, k + "uncertainty_scale", "must be > 0")
 
 
 # --------------------------------------------------------------------------- interfaces
@@ -585,3 +517,132 @@ def mve_critic_loss(
     w = traj.alive[:-1].detach() * traj.valid.to(targets.dtype)
     err = (q - targets.detach()).square() * w
     return (err.sum((1, 2)) / w.sum().clamp_min(1.0)).sum()
+
+
+# --------------------------------------------------------------------------- the learner
+
+
+class ValueGradientLearner:
+    """Value-gradient learning inside a training run (DHMBPO): distribution rollouts feed a
+    start-state pool; each update is TD3's parts arranged around the SVG(H) actor step.
+
+    One update, per batch of the env step (``train.updates_per_step`` of them):
+
+    1. ``critic_target: td3``: a TD3 critic step on the real batch;
+    2. the actor step on the SVG(H) loss of ``batch_size`` pool states (the real batch's
+       states while the pool is empty), skipped when a branch or the loss is non-finite;
+    3. ``critic_target: mve``: a critic step on the MVE targets of the same (detached)
+       training rollout;
+    4. a Polyak update of both targets with ``td3.tau``.
+
+    The world model is never stepped here: it trains on its own loss only.
+
+    Args:
+        cfg: the ``value_gradient`` settings.
+        model: the world-model ensemble (its elites supply the transitions).
+        termination_fn: the env's termination function (masks only).
+        obs_dim: observation size ``O``.
+        generator: the model side's generator (member choice, noise, pool sampling).
+    """
+
+    def __init__(
+        self,
+        cfg: ValueGradientConfig,
+        model: nn.Module,
+        termination_fn: TerminationFn,
+        obs_dim: int,
+        generator: torch.Generator,
+    ) -> None:
+        self.cfg, self.model, self.termination_fn = cfg, model, termination_fn
+        self.generator = generator
+        self.pool = StatePool(obs_dim, cfg.pool_rounds, generator.device)
+        self.round = 0
+        self.skipped_updates = 0
+
+    def distribution_phase(self, real: Any, actor: nn.Module) -> dict[str, float]:
+        """One distribution rollout from ``distribution_starts`` uniform real states (a
+        :class:`~spiking_dreamer.buffers.ReplayBuffer`) into the pool as a new round."""
+        cfg, g = self.cfg, self.generator
+        idx = torch.randint(len(real), (cfg.distribution_starts,), generator=g, device=g.device)
+        states, stats = distribution_rollout(
+            self.model,
+            actor,
+            self.termination_fn,
+            real.obs[idx],
+            horizon=cfg.distribution_horizon,
+            member=cfg.member,
+            exploration_noise=cfg.exploration_noise,
+            uncertainty_kind=cfg.uncertainty,
+            uncertainty_quantile=cfg.uncertainty_quantile,
+            uncertainty_scale=cfg.uncertainty_scale,
+            generator=g,
+        )
+        self.round += 1
+        self.pool.add(states, self.round)
+        return {**{f"vg/{k}": float(v) for k, v in stats.items()}, "vg/pool_size": len(self.pool)}
+
+    def update(self, agent: Any, batches: Sequence[Any]) -> dict[str, Tensor]:
+        """This env step's updates on ``agent`` (a :class:`~spiking_dreamer.agent.TD3`), one
+        per real batch; returns TD3's loss record (``q_mean``: of the critic's TD3 batch, or of
+        the MVE targets) plus ``vg_objective`` (the mean SVG(H) objective ``J``)."""
+        cfg, td3, g = self.cfg, agent.cfg, self.generator
+        normalize = agent.actor.obs_normalizer
+        losses: dict[str, Tensor] = {}
+        for batch in batches:
+            if cfg.critic_target == "td3":
+                critic_loss, q = agent.critic_update(batch)
+            start = self.pool.sample(cfg.batch_size, g) if len(self.pool) else batch.obs
+            loss, traj, stats = value_gradient_loss(
+                self.model,
+                agent.actor,
+                agent.critic,
+                normalize,
+                self.termination_fn,
+                start,
+                horizon=cfg.horizon,
+                member=cfg.member,
+                gamma=td3.gamma,
+                generator=g,
+                action_noise=cfg.action_noise,
+            )
+            if torch.isfinite(loss) and int(stats["vg/invalid_branches"]) == 0:
+                agent.actor_step_on(loss)
+            else:
+                self.skipped_updates += 1
+            if cfg.critic_target == "mve":
+                detached = traj.detach()
+                targets = mve_targets(
+                    detached,
+                    agent.actor_target,
+                    agent.critic_target,
+                    normalize,
+                    gamma=td3.gamma,
+                    target_noise=td3.target_noise,
+                    noise_clip=td3.noise_clip,
+                    generator=g,
+                )
+                critic_loss = mve_critic_loss(detached, targets, agent.critic, normalize)
+                agent.critic_step_on(critic_loss)
+                q = targets  # the value-expansion targets: what Q is trained towards
+            agent.update_targets(td3.tau)
+            losses = {
+                "critic_loss": critic_loss.detach(),
+                "actor_loss": agent.last_actor_loss,
+                "q_mean": q.detach().mean(),
+                "vg_objective": stats["vg/objective"],
+            }
+        return losses
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pool, the round counter and the skipped-update count (the generator is the
+        engine's to save)."""
+        return {
+            "pool": self.pool.state_dict(),
+            "round": self.round,
+            "skipped_updates": self.skipped_updates,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.pool.load_state_dict(state["pool"])
+        self.round = state["round"]
+        self.skipped_updates = state["skipped_updates"]

@@ -9,8 +9,11 @@ logger). :meth:`Trainer.advance` is the whole schedule of one env step, in this 
    ``train.update_after`` on);
 3. dream phase, if due (every ``dreaming.every`` env steps from ``dreaming.start_step`` on,
    once the model has trained): imagined rollouts from real start states into the dream buffer;
+   or, learning through the model (``value_gradient.enabled``), a distribution rollout into the
+   start-state pool instead (every ``value_gradient.distribution_every`` env steps);
 4. TD3 updates (from ``train.update_after`` on; how many: :meth:`Config.updates_per_step`), on
-   real batches, or real plus dream batches once dreams exist;
+   real batches, or real plus dream batches once dreams exist; learning through the model,
+   value-gradient updates once the pool has states;
 5. log (every ``log.log_every`` steps), evaluate (every ``train.eval_every`` steps and at the
    last step), save the full training state (every ``train.checkpoint_every`` steps, at the next
    episode end).
@@ -219,8 +222,12 @@ class Trainer:
             phases: dict[str, float] = {}
             if _due(step, wm.train_every, cfg.train.update_after) and len(self.buffer) > 1:
                 phases.update(dreaming.train_model(self.buffer))
-            if _due(step, dc.every, dc.start_step) and dreaming.model_trained:
+            vg = dreaming.value_gradient  # learning through the model, not from its dreams
+            if vg is None and _due(step, dc.every, dc.start_step) and dreaming.model_trained:
                 phases.update(dreaming.dream(self.buffer, step))
+            vg_every = cfg.value_gradient.distribution_every
+            if vg and _due(step, vg_every, dc.start_step) and dreaming.model_trained:
+                phases.update(vg.distribution_phase(self.buffer, self.actor))
             if phases:
                 self.logger.log(step, phases)
         if step >= cfg.train.update_after:
@@ -283,6 +290,9 @@ class Trainer:
             batches = [self.dreaming.sample(self.buffer, size, g) for _ in range(n)]
         else:
             batches = [self.buffer.sample(size, g) for _ in range(n)]
+        vg = self.dreaming.value_gradient if self.dreaming is not None else None
+        if vg is not None and len(vg.pool) > 0:  # value gradients once the pool has states
+            return vg.update(self.agent, batches)
         return self.agent.update_env_step(batches)
 
     def _log_losses(self) -> None:
