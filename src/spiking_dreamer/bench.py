@@ -77,6 +77,7 @@ def _trainer(cfg: Config, arm: str, warmup: int, root: Path, compile: bool) -> T
         actor=actor,
         train={**train, "compile": compile},
         dreaming={"enabled": arm == "dreaming", "start_step": warmup},
+        value_gradient={"enabled": arm == "dreaming" and cfg.value_gradient.enabled},
         log={"tensorboard": False, "wandb": False, "progress": False},
     )
     return Trainer(cfg, root / f"{arm}_{compile}")
@@ -119,10 +120,18 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
         delay = cfg.td3.policy_delay
         out["td3_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"] / delay
     n = cfg.updates_per_step(trainer.dreaming is not None and trainer.dreaming.active)
-    out["updates_per_env_step_ms"] = median_ms(
-        lambda: agent.update_env_step([buf.sample(batch_size, g) for _ in range(n)]),
-        max(repeats // max(n, 1), 3),
-    )
+    vg = trainer.dreaming.value_gradient if trainer.dreaming is not None else None
+
+    def env_step_updates() -> None:
+        batches = [buf.sample(batch_size, g) for _ in range(n)]
+        if vg is not None and len(vg.pool) > 0:
+            vg.update(agent, batches)
+        else:
+            agent.update_env_step(batches)
+
+    out["updates_per_env_step_ms"] = median_ms(env_step_updates, max(repeats // max(n, 1), 3))
+    if vg is not None:
+        out.update(value_gradient_timings(trainer, max(repeats // 5, 3)))
     if trainer.dreaming is not None:
         engine = trainer.dreaming
         model, wm = engine.model, trainer.cfg.world_model
@@ -141,20 +150,66 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
         out["model_train_step_ms"] = median_ms(model_step, max(repeats // 5, 3))
         out["model_train_phase_ms"] = median_ms(lambda: engine.train_model(buf), 3, warmup=0)
         out["model_training_per_env_step_ms"] = out["model_train_phase_ms"] / wm.train_every
-        out["dream_phase_ms"] = median_ms(
-            lambda: engine.dreamer.phase(buf, engine.buffer, trainer.step, 1),
-            max(repeats // 20, 3),
-            warmup=1,
-        )
-        out["dreams_per_env_step_ms"] = out["dream_phase_ms"] / cfg.dreaming.every
+        if vg is None:  # learning through the model runs no dream phases
+            out["dream_phase_ms"] = median_ms(
+                lambda: engine.dreamer.phase(buf, engine.buffer, trainer.step, 1),
+                max(repeats // 20, 3),
+                warmup=1,
+            )
+            out["dreams_per_env_step_ms"] = out["dream_phase_ms"] / cfg.dreaming.every
+    return out
+
+
+def value_gradient_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
+    """The value-gradient regime's parts: the differentiable training rollout and its loss
+    (forward), the backward through model and actor, one whole update (with its critic step),
+    and the distribution rollouts (a phase, and per env step)."""
+    from spiking_dreamer.dreaming.value_gradient import value_gradient_loss
+
+    engine, agent, cfg = trainer.dreaming, trainer.agent, trainer.cfg
+    vg, buf, g = engine.value_gradient, trainer.buffer, trainer.sample_generator
+    vc = cfg.value_gradient
+
+    def loss() -> torch.Tensor:
+        start = vg.pool.sample(vc.batch_size, vg.generator) if len(vg.pool) else buf.obs[:8]
+        args = (engine.model, agent.actor, agent.critic, agent.actor.obs_normalizer)
+        return value_gradient_loss(
+            *args,
+            vg.termination_fn,
+            start,
+            horizon=vc.horizon,
+            member=vc.member,
+            gamma=cfg.td3.gamma,
+            generator=vg.generator,
+        )[0]
+
+    def forward_backward() -> None:
+        agent.actor.zero_grad(set_to_none=True)
+        loss().backward()
+
+    out = {"vg_rollout_forward_ms": median_ms(loss, repeats)}
+    out["vg_backward_ms"] = median_ms(forward_backward, repeats) - out["vg_rollout_forward_ms"]
+    out["vg_update_ms"] = median_ms(
+        lambda: vg.update(agent, [buf.sample(cfg.td3.batch_size, g)]), repeats
+    )
+    out["distribution_phase_ms"] = median_ms(
+        lambda: vg.distribution_phase(buf, agent.actor), max(repeats // 2, 3), warmup=1
+    )
+    out["distributions_per_env_step_ms"] = out["distribution_phase_ms"] / vc.distribution_every
     return out
 
 
 def run_bench(
-    cfg: Config, warmup: int = 2000, steps: int = 1000, repeats: int = 100, compile: bool = False
+    cfg: Config,
+    warmup: int = 2000,
+    steps: int = 1000,
+    repeats: int = 100,
+    compile: bool = False,
+    also: dict[str, Config] | None = None,
 ) -> dict:
-    """Run every loop and part timing (eager, and compiled too if ``compile``); returns a
-    JSON-ready dict."""
+    """Run every loop and part timing (eager, and compiled too if ``compile``); ``also``:
+    further dreaming arms by name (other regimes' configs), timed eagerly in the same run.
+    Returns a JSON-ready dict."""
     loops, parts = {}, {}
     ratios: dict[str, float] = {}
     if compile:  # no background compile workers competing with the timed loops
@@ -178,6 +233,13 @@ def run_bench(
             ratios["dreaming_over_baseline_throughput" + suffix] = (
                 loops["dreaming" + suffix] / loops["baseline" + suffix]
             )
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, other in (also or {}).items():
+            trainer = _trainer(other, "dreaming", warmup, Path(tmp) / name, False)
+            loops[name] = loop_steps_per_s(trainer, warmup, steps)
+            parts[name] = part_timings(trainer, repeats)
+            trainer.close()
+            ratios[f"{name}_over_dreaming_throughput"] = loops[name] / loops["dreaming"]
     if compile:  # each actor at its faster setting: the spiking overhead a user pays
         key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
         best = {a: min(parts[a][key], parts[a + "_compiled"][key]) for a in ("mlp", "baseline")}
@@ -199,11 +261,14 @@ def format_table(result: dict) -> str:
     loops, parts = result["env_steps_per_s"], result["parts_ms"]
     keys = sorted({k for p in parts.values() for k in p})
     names = {a: a.replace("baseline", "popsan").replace("_compiled", "/c") for a in loops}
-    lines = [f"{'':28}" + "".join(f"{names[a]:>12}" for a in loops)]
-    lines.append(f"{'env steps/s (loop)':28}" + "".join(f"{loops[a]:12.1f}" for a in loops))
+    w = {a: max(12, len(names[a]) + 2) for a in loops}
+    lines = [f"{'':32}" + "".join(f"{names[a]:>{w[a]}}" for a in loops)]
+    lines.append(f"{'env steps/s (loop)':32}" + "".join(f"{loops[a]:{w[a]}.1f}" for a in loops))
     for k in keys:
-        row = "".join(f"{parts[a][k]:12.3f}" if k in parts[a] else f"{'-':>12}" for a in loops)
-        lines.append(f"{k:28}{row}")
+        row = "".join(
+            f"{parts[a][k]:{w[a]}.3f}" if k in parts[a] else f"{'-':>{w[a]}}" for a in loops
+        )
+        lines.append(f"{k:32}{row}")
     lines.append("")
     lines += [f"{k}: {v:.2f}" for k, v in result["ratios"].items()]
     if any(a.endswith("_compiled") for a in loops):

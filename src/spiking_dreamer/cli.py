@@ -266,8 +266,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.device:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(args.config, overrides)
+    also = {Path(c).stem: load_config(c, overrides) for c in args.also}
     torch.set_num_threads(args.threads)
-    result = run_bench(cfg, args.warmup, args.steps, args.repeats, args.compile)
+    result = run_bench(cfg, args.warmup, args.steps, args.repeats, args.compile, also)
     print(format_table(result))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -421,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--compile",
         action="store_true",
         help="also measure everything with train.compile (torch.compile)",
+    )
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="CONFIG",
+        help="another regime's config, timed as a further dreaming arm in the same run "
+        "(e.g. configs/halfcheetah_mbpo.yaml beside configs/halfcheetah_value_gradient.yaml)",
     )
     p.add_argument("--out", help="write the result as JSON")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
