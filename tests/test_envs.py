@@ -179,3 +179,13 @@ def test_other_mujoco_warnings_still_reach_stderr_or_the_previous_handler(
 def test_python_warnings_are_left_alone() -> None:
     with pytest.warns(UserWarning, match="HalfCheetah-v5"):
         make_env("HalfCheetah-v4").close()
+
+
+@pytest.mark.parametrize("env_id", ["Ant-v4", "Humanoid-v4", "Reacher-v4"])
+def test_v4_ids_with_another_layout_than_v5_are_refused(env_id: str) -> None:
+    """Ant-v4 observes 27 values, Ant-v5 105: running it as v5 would change what the actor
+    sees without a word."""
+    with pytest.raises(EnvError, match="is not run as v5") as info:
+        resolve_env_id(env_id)
+    if env_id == "Ant-v4":
+        assert "include_cfrc_ext_in_observation: false" in str(info.value)

@@ -108,7 +108,7 @@ class KeyRule:
 @dataclass(frozen=True)
 class EnvConfig:
     id: str = setting("HalfCheetah-v5", bench="--env")
-    """Gymnasium environment id (v5 MuJoCo ids; v4 ids are mapped to v5)."""
+    """Gymnasium environment id (v5 MuJoCo ids; v2-v4 ids with v5's layout are run as v5)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments for ``gymnasium.make``."""
 

@@ -16,10 +16,23 @@ import numpy as np
 from spiking_dreamer.errors import EnvError
 
 # Observation layout and dynamics of these v4 tasks match v5 (gymnasium 1.x moved v2/v3 out).
-_V4_TO_V5 = re.compile(
-    r"^(HalfCheetah|Ant|Hopper|Walker2d|Humanoid|HumanoidStandup|Swimmer|Reacher|Pusher|"
-    r"InvertedPendulum|InvertedDoublePendulum)-v4$"
-)
+_V4_TO_V5 = re.compile(r"^(HalfCheetah|Hopper|Walker2d|Swimmer|Pusher|InvertedPendulum)-v4$")
+# These v4 tasks observe another layout than their v5 defaults: running them as v5 would
+# silently change what the actor sees, so they are refused with what to use instead.
+_V4_REFUSED = {
+    "Ant": (
+        "Ant-v4 observes 27 values by default and Ant-v5 105 (with contact forces); use "
+        "Ant-v5 with env.kwargs {include_cfrc_ext_in_observation: false} (the same 27 values, "
+        "as in configs/ant.yaml)"
+    ),
+    "Humanoid": "it observes 376 values and Humanoid-v5 348; use Humanoid-v5",
+    "HumanoidStandup": "it observes 376 values and HumanoidStandup-v5 348; use it",
+    "Reacher": "it observes 11 values and Reacher-v5 10; use Reacher-v5",
+    "InvertedDoublePendulum": (
+        "it observes 11 values and InvertedDoublePendulum-v5 9; use InvertedDoublePendulum-v5"
+    ),
+}
+_V4_REFUSED_ID = re.compile(rf"^({'|'.join(_V4_REFUSED)})-v4$")
 
 # v2/v3 ids: gymnasium 1.x registers them only to raise an ImportError (they needed mujoco-py).
 # Where the default observation and action layout equals v5's (checked against gym's v2/v3 and
@@ -70,14 +83,20 @@ def _runnable_ids() -> list[str]:
     return [
         env_id
         for env_id, spec in gym.registry.items()
-        if isinstance(spec.entry_point, str)
-        or not getattr(spec.entry_point, "__name__", "").startswith("_raise")
+        if not _V4_REFUSED_ID.match(env_id)
+        and (
+            isinstance(spec.entry_point, str)
+            or not getattr(spec.entry_point, "__name__", "").startswith("_raise")
+        )
     ]
 
 
 def resolve_env_id(env_id: str) -> str:
     """Map v4 MuJoCo ids, and v2/v3 ids with v5's observation and action layout, to v5 (with a
     warning); refuse other v2/v3 ids with what to use instead; check the id is registered."""
+    refused_v4 = _V4_REFUSED_ID.match(env_id)
+    if refused_v4:
+        raise EnvError(f"{env_id} is not run as v5: {_V4_REFUSED[refused_v4.group(1)]}")
     legacy = _LEGACY.match(env_id) if env_id in gym.registry else None
     if legacy and legacy.group(1) in _LEGACY_REFUSED:
         raise EnvError(
