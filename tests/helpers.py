@@ -110,3 +110,17 @@ def assert_same(a: object, b: object, path: str = "") -> None:
 
 def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def stopped_and_resumed(cfg: object, run_dir: Path, stop_at: int) -> None:
+    """Train ``cfg`` in ``run_dir`` to env step ``stop_at`` (an episode end), save the state,
+    stop, then resume the run to its end (the other half of an exact-resume comparison)."""
+    from spiking_dreamer.training.trainer import Trainer
+
+    first = Trainer(cfg, run_dir)
+    first.begin()
+    while first.step < stop_at:
+        first.advance()
+    first.save_state()
+    first.close()
+    Trainer.resume(run_dir).run()

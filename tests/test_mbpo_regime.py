@@ -17,7 +17,7 @@ from spiking_dreamer.config import ConfigError, load_config
 from spiking_dreamer.dreaming import DreamBuffer, DreamEngine
 from spiking_dreamer.training.trainer import Trainer
 
-from .helpers import ROOT, TINY, TINY_ACTOR, assert_same, final_state
+from .helpers import ROOT, TINY, TINY_ACTOR, assert_same, final_state, stopped_and_resumed
 
 REGIMES = ["halfcheetah_mbpo.yaml", "ant_mbpo.yaml"]
 
@@ -141,13 +141,7 @@ def test_the_regime_resumes_exactly(tmp_path: Path) -> None:
     cfg = load_config(ROOT / "configs/halfcheetah.yaml", REGIME)
     straight = Trainer(cfg, tmp_path / "straight")
     straight.run()
-    first = Trainer(cfg, tmp_path / "stopped")
-    first.begin()
-    while first.step < 150:  # 50-step episodes: an episode end
-        first.advance()
-    first.save_state()
-    first.close()
-    Trainer.resume(tmp_path / "stopped").run()
+    stopped_and_resumed(cfg, tmp_path / "stopped", 150)  # 50-step episodes: an episode end
     a, b = final_state(tmp_path / "straight"), final_state(tmp_path / "stopped")
     for key in ("counters", "actor", "critic", "actor_target", "critic_target", "buffer"):
         assert_same(a[key], b[key], key)

@@ -12,7 +12,7 @@ import torch
 from spiking_dreamer.config import ConfigError, load_config
 from spiking_dreamer.training.trainer import Trainer
 
-from .helpers import ROOT, TINY, assert_same, final_state, records
+from .helpers import ROOT, TINY, assert_same, final_state, records, stopped_and_resumed
 
 VG = [
     *TINY,
@@ -83,13 +83,7 @@ def test_the_actor_loss_never_moves_the_world_model(tmp_path: Path) -> None:
 def test_the_regime_resumes_and_forks_exactly(tmp_path: Path) -> None:
     cfg = _cfg()
     Trainer(cfg, tmp_path / "straight").run()
-    first = Trainer(cfg, tmp_path / "stopped")
-    first.begin()
-    while first.step < 150:  # 50-step episodes: an episode end
-        first.advance()
-    first.save_state()
-    first.close()
-    Trainer.resume(tmp_path / "stopped").run()
+    stopped_and_resumed(cfg, tmp_path / "stopped", 150)  # 50-step episodes: an episode end
     Trainer.fork(tmp_path / "straight", tmp_path / "fork", [], step=200).run()  # its .prev
     a = final_state(tmp_path / "straight")
     for other in ("stopped", "fork"):

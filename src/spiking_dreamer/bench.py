@@ -124,7 +124,7 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
 
     def env_step_updates() -> None:
         batches = [buf.sample(batch_size, g) for _ in range(n)]
-        if vg is not None and len(vg.pool) > 0:
+        if vg is not None and vg.ready:
             vg.update(agent, batches)
         else:
             agent.update_env_step(batches)
@@ -171,7 +171,7 @@ def value_gradient_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     vc = cfg.value_gradient
 
     def loss() -> torch.Tensor:
-        start = vg.pool.sample(vc.batch_size, vg.generator) if len(vg.pool) else buf.obs[:8]
+        start = vg.pool.sample(vc.batch_size, vg.generator)
         args = (engine.model, agent.actor, agent.critic, agent.actor.obs_normalizer)
         return value_gradient_loss(
             *args,

@@ -529,8 +529,8 @@ class ValueGradientLearner:
     One update, per batch of the env step (``train.updates_per_step`` of them):
 
     1. ``critic_target: td3``: a TD3 critic step on the real batch;
-    2. the actor step on the SVG(H) loss of ``batch_size`` pool states (the real batch's
-       states while the pool is empty), skipped when a branch or the loss is non-finite;
+    2. the actor step on the SVG(H) loss of ``batch_size`` pool states, skipped when a branch
+       or the loss is non-finite;
     3. ``critic_target: mve``: a critic step on the MVE targets of the same (detached)
        training rollout;
     4. a Polyak update of both targets with ``td3.tau``.
@@ -558,6 +558,11 @@ class ValueGradientLearner:
         self.pool = StatePool(obs_dim, cfg.pool_rounds, generator.device)
         self.round = 0
         self.skipped_updates = 0
+
+    @property
+    def ready(self) -> bool:
+        """Whether the pool has start states (until then the run makes TD3's updates)."""
+        return len(self.pool) > 0
 
     def distribution_phase(self, real: Any, actor: nn.Module) -> dict[str, float]:
         """One distribution rollout from ``distribution_starts`` uniform real states (a
@@ -591,7 +596,7 @@ class ValueGradientLearner:
         for batch in batches:
             if cfg.critic_target == "td3":
                 critic_loss, q = agent.critic_update(batch)
-            start = self.pool.sample(cfg.batch_size, g) if len(self.pool) else batch.obs
+            start = self.pool.sample(cfg.batch_size, g)
             loss, traj, stats = value_gradient_loss(
                 self.model,
                 agent.actor,

@@ -291,7 +291,7 @@ class Trainer:
         else:
             batches = [self.buffer.sample(size, g) for _ in range(n)]
         vg = self.dreaming.value_gradient if self.dreaming is not None else None
-        if vg is not None and len(vg.pool) > 0:  # value gradients once the pool has states
+        if vg is not None and vg.ready:  # value gradients once the pool has start states
             return vg.update(self.agent, batches)
         return self.agent.update_env_step(batches)
 
