@@ -24,10 +24,9 @@ import torch
 from torch import Tensor, nn
 
 from spiking_dreamer.agent import PopSpikingActor, TwinQCritic
-from spiking_dreamer.config import WorldModelConfig
+from spiking_dreamer.config import ValueGradientConfig, WorldModelConfig
 from spiking_dreamer.dreaming.value_gradient import (
     StatePool,
-    ValueGradientConfig,
     distribution_rollout,
     imagine,
     mve_critic_loss,
@@ -36,7 +35,8 @@ from spiking_dreamer.dreaming.value_gradient import (
 )
 from spiking_dreamer.errors import ConfigError
 from spiking_dreamer.world_model import EnsembleDynamicsModel, SpikingEnsembleModel
-from tests.helpers import TINY_ACTOR
+
+from .helpers import TINY_ACTOR
 
 F64 = torch.float64
 ALPHA, BETA, C, K, GAMMA = 1.1, 0.5, 0.1, 0.2, 0.9  # elite-mean alpha and beta

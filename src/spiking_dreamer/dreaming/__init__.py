@@ -7,13 +7,13 @@ from spiking_dreamer.dreaming.engine import DreamEngine
 from spiking_dreamer.dreaming.value_gradient import (
     StatePool,
     Trajectory,
-    ValueGradientConfig,
     distribution_rollout,
     imagine,
     mve_critic_loss,
     mve_targets,
     value_gradient_loss,
 )
+from spiking_dreamer.dreaming.value_gradient_learner import ValueGradientLearner
 
 __all__ = [
     "DreamBuffer",
@@ -21,7 +21,7 @@ __all__ = [
     "Dreamer",
     "StatePool",
     "Trajectory",
-    "ValueGradientConfig",
+    "ValueGradientLearner",
     "distribution_rollout",
     "imagine",
     "mve_critic_loss",

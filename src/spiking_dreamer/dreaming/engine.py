@@ -12,7 +12,7 @@ from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import Config
 from spiking_dreamer.dreaming.buffer import DreamBuffer
 from spiking_dreamer.dreaming.dreamer import Dreamer
-from spiking_dreamer.dreaming.value_gradient import ValueGradientLearner
+from spiking_dreamer.dreaming.value_gradient_learner import ValueGradientLearner
 from spiking_dreamer.termination import termination_fn
 from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
 
