@@ -22,7 +22,8 @@ from spiking_dreamer.config import ActorConfig, Config
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.errors import UserError
 from spiking_dreamer.training.checkpoint import actor_checkpoint, atomic_torch_save
-from tests.helpers import TINY_ACTOR
+
+from .helpers import TINY_ACTOR
 
 ENV_ID = "HalfCheetah-v5"
 OBS_DIM, ACT_DIM = 17, 6
