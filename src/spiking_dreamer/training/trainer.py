@@ -226,7 +226,7 @@ class Trainer:
             if vg is None and _due(step, dc.every, dc.start_step) and dreaming.model_trained:
                 phases.update(dreaming.dream(self.buffer, step))
             vg_every = cfg.value_gradient.distribution_every
-            if vg and _due(step, vg_every, dc.start_step) and dreaming.model_trained:
+            if vg is not None and _due(step, vg_every, dc.start_step) and dreaming.model_trained:
                 phases.update(vg.distribution_phase(self.buffer, self.actor))
             if phases:
                 self.logger.log(step, phases)
