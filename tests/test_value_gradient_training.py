@@ -107,3 +107,12 @@ def test_the_regime_configs_load(name: str) -> None:
     assert cfg.dreaming.enabled
     assert cfg.updates_per_step(dreams_in_batch=False) == 1  # DHMBPO's low update ratio
     assert (cfg.value_gradient.horizon, cfg.value_gradient.distribution_horizon) == (5, 20)
+
+
+def test_a_fork_of_a_run_without_value_gradients_refuses_their_settings(tmp_path: Path) -> None:
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*TINY, "train.total_steps=100"])
+    Trainer(cfg, tmp_path / "parent").run()
+    with pytest.raises(ConfigError, match=r"value_gradient\.horizon would change nothing"):
+        Trainer.fork(tmp_path / "parent", tmp_path / "child", ["value_gradient.horizon=3"])
+    with pytest.raises(ConfigError, match=r"cannot change value_gradient\.enabled"):
+        Trainer.fork(tmp_path / "parent", tmp_path / "child", ["value_gradient.enabled=true"])

@@ -171,6 +171,13 @@ def fork_state(
             raise ConfigError(
                 f"{parent_dir} is a --no-dreaming run: {', '.join(idle)} would change nothing"
             )
+    if not new.value_gradient.enabled:
+        idle = [k for k in changed if k.startswith("value_gradient.")]
+        if idle:
+            raise ConfigError(
+                f"{parent_dir} does not learn through the model (value_gradient.enabled: "
+                f"false): {', '.join(idle)} would change nothing"
+            )
     if "train.device" in changed:
         raise ConfigError(
             "a fork keeps its parent's train.device: the random generators' states cannot "
