@@ -46,7 +46,7 @@ import torch
 from torch import Tensor
 
 from spiking_dreamer.agent import build_actor
-from spiking_dreamer.buffers import Batch, ReplayBuffer, Source
+from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import config_from_dict, load_config
 from spiking_dreamer.dreaming.value_gradient import model_transition
 from spiking_dreamer.envs import make_env
@@ -156,7 +156,7 @@ def train_model_on_random_data(cfg, rec: dict, steps: int, seed: int) -> tuple:
     buf = ReplayBuffer(len(rec["obs"]), obs_dim, act_dim)
     f32 = lambda k: torch.as_tensor(np.asarray(rec[k]), dtype=torch.float32)  # noqa: E731
     batch = Batch(f32("obs"), f32("action"), f32("reward"), f32("next_obs"), f32("done"))
-    buf.add_batch(batch, Source.REAL)
+    buf.add_batch(batch)
     trainer = ModelTrainer(model, wm, torch.Generator().manual_seed(seed))
     metrics = trainer.train_phase(buf, max_steps=steps)
     return model.eval(), metrics
