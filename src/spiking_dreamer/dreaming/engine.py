@@ -18,7 +18,9 @@ from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
 
 
 class DreamEngine:
-    """World model, its trainer, the dream buffer and the dreamer of one run.
+    """World model, its trainer, the dream buffer and the dreamer of one run; with
+    ``value_gradient.enabled``, also the :class:`ValueGradientLearner` (learning through the
+    model instead of from its dreams).
 
     The phases run when the training loop calls them (:meth:`train_model`, :meth:`dream`;
     see :meth:`~spiking_dreamer.training.trainer.Trainer.advance`). Each phase's cost is bounded
