@@ -1,0 +1,85 @@
+"""Where a dream phase's time goes: the actor's and the world model's forwards over the phase's
+start states, one imagined step, and the whole phase (one CPU thread by default).
+
+    python benchmarks/dream_phase_parts.py --config configs/halfcheetah_mbpo.yaml \\
+        --out benchmarks/results/dream_phase_parts_mbpo_cpu1.json
+
+A short run (random warm-up, one model training phase) provides the buffer and the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from spiking_dreamer.config import load_config
+from spiking_dreamer.provenance import result_header
+from spiking_dreamer.training.trainer import Trainer
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="configs/halfcheetah_mbpo.yaml")
+    p.add_argument("--warmup", type=int, default=600)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    w = args.warmup
+    overrides = [f"train.start_steps={w}", f"train.update_after={w}", f"dreaming.start_step={w}"]
+    overrides += ["log.tensorboard=false", "log.progress=false", "train.eval_every=1000000000"]
+    cfg = load_config(args.config, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Trainer(cfg, Path(tmp) / "run")
+        t.begin()
+        while t.step < w:
+            t.advance()
+        d, n = t.dreaming, cfg.dreaming.rollout_batch
+        g = torch.Generator().manual_seed(0)
+        obs = t.buffer.obs[torch.randint(len(t.buffer), (n,), generator=g)]
+        with torch.no_grad():
+            action = t.actor(obs)
+            parts = {
+                "actor_forward_ms": median_ms(lambda: t.actor(obs), args.repeats),
+                "model_predict_ms": median_ms(lambda: d.model.predict(obs, action), args.repeats),
+                "imagine_step_ms": median_ms(lambda: d.dreamer.imagine_step(obs), args.repeats),
+                "dream_phase_ms": median_ms(
+                    lambda: d.dreamer.phase(t.buffer, d.buffer, w, 1), args.repeats
+                ),
+            }
+        t.close()
+    record = {
+        **result_header("dream_phase_parts", threads=args.threads),
+        "config": args.config,
+        "rollout_batch": n,
+        "horizon": cfg.dreaming.horizon,
+        "ensemble_size": cfg.world_model.ensemble_size,
+        "parts_ms": parts,
+    }
+    print(json.dumps(parts, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
