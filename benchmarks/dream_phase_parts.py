@@ -47,9 +47,13 @@ def main() -> int:
         with torch.no_grad():
             action = t.actor(obs)
             parts = {
-                "actor_forward_ms": median_ms(lambda: t.actor(obs), args.repeats),
-                "model_predict_ms": median_ms(lambda: d.model.predict(obs, action), args.repeats),
-                "imagine_step_ms": median_ms(lambda: d.dreamer.imagine_step(obs), args.repeats),
+                "actor_forward_ms": median_ms(lambda: t.actor(obs), args.repeats, warmup=1),
+                "model_predict_ms": median_ms(
+                    lambda: d.model.predict(obs, action), args.repeats, warmup=1
+                ),
+                "imagine_step_ms": median_ms(
+                    lambda: d.dreamer.imagine_step(obs), args.repeats, warmup=1
+                ),
                 "dream_phase_ms": median_ms(
                     lambda: d.dreamer.phase(t.buffer, d.buffer, w, 1), args.repeats
                 ),
