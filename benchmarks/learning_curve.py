@@ -176,7 +176,9 @@ def main() -> int:
             time.sleep(5)
             for s, p in list(procs.items()):
                 if p.poll() is not None:
-                    if p.returncode != 0:
+                    if p.returncode == 75:  # stopped by a signal, its state saved
+                        print(f"seed {s} stopped: rerun this command to resume it", file=sys.stderr)
+                    elif p.returncode != 0:
                         print(f"seed {s} failed with exit code {p.returncode}", file=sys.stderr)
                     del procs[s]
 
