@@ -12,6 +12,10 @@ files are paired; a window an arm has not finished is reported up to its last co
                benchmarks/results/halfcheetah_real_utd3_100k.json \\
         --at 55000 100000 --window 55000 100000 \\
         --out benchmarks/results/halfcheetah_100k_paired.json
+
+``--plot FILE.svg`` also draws every arm's per-seed curves (one colour per arm, one line style
+per seed), the reference first; ``--labels`` names the reference and the arms in that order
+(default: the file stems).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from spiking_dreamer.errors import import_extra
+from spiking_dreamer.files import atomic_write
 from spiking_dreamer.provenance import result_header
+from spiking_dreamer.report import fmt_steps
 
 
 def curves(path: Path) -> dict[str, dict[int, float]]:
@@ -72,6 +79,42 @@ def compare(
     return out
 
 
+def plot_curves(arms: dict[str, dict[str, dict[int, float]]], title: str, out: Path) -> None:
+    """Draw ``label -> seed -> {step: return}`` into ``out`` (an ``.svg`` or ``.png``)."""
+    import_extra("matplotlib", "the comparison figure", "report")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    styles = ["-", "--", ":", "-."]
+    for i, (label, seeds) in enumerate(arms.items()):
+        color = f"C{i}"
+        for j, (seed, curve) in enumerate(sorted(seeds.items(), key=lambda kv: int(kv[0]))):
+            steps = sorted(curve)
+            ax.plot(
+                steps,
+                [curve[s] for s in steps],
+                color=color,
+                linestyle=styles[j % len(styles)],
+                linewidth=1.4,
+                marker="o",
+                markersize=2.5,
+                label=f"{label}, seed {seed}",
+            )
+    ax.set_title(title)
+    ax.set_xlabel("env steps")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_steps(v, exact=False)))
+    ax.set_ylabel("eval return (10 deterministic episodes)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=7)
+    fmt = out.suffix.lstrip(".") or "svg"
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    atomic_write(out, lambda t: fig.savefig(t, format=fmt, metadata=metadata))
+
+
 def _fmt(values: list[float]) -> str:
     return " / ".join(f"{v:+,.0f}" for v in values)
 
@@ -83,7 +126,13 @@ def main() -> int:
     parser.add_argument("--at", type=int, nargs="+", default=[55_000, 100_000])
     parser.add_argument("--window", type=int, nargs=2, default=[55_000, 100_000])
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--plot", type=Path, help="also draw the per-seed curves (.svg or .png)")
+    parser.add_argument("--labels", nargs="+", help="names of the reference and the arms")
+    parser.add_argument("--title", default="per-seed learning curves")
     args = parser.parse_args()
+    paths = [args.reference, *args.arms]
+    if args.labels is not None and len(args.labels) != len(paths):
+        parser.error(f"--labels needs {len(paths)} names: the reference, then each arm")
 
     ref = curves(args.reference)
     rows = {str(p): compare(ref, curves(p), args.at, tuple(args.window)) for p in args.arms}
@@ -110,6 +159,12 @@ def main() -> int:
         }
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.out}")
+    if args.plot:
+        labels = args.labels or [p.stem for p in paths]
+        plot_curves(
+            {lab: curves(p) for lab, p in zip(labels, paths, strict=True)}, args.title, args.plot
+        )
+        print(f"wrote {args.plot}")
     return 0
 
 
