@@ -5,16 +5,20 @@ start states, one imagined step, and the whole phase (one CPU thread by default)
         --out benchmarks/results/dream_phase_parts_mbpo_cpu1.json
 
 A short random warm-up fills the buffer; the model need not be trained (its weights do not
-change what a forward costs).
+change what a forward costs). ``--predict-chunk 0 1250`` times the model's forward and the
+whole phase at each ``dreaming.predict_chunk`` side by side (the same values), rounds
+interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,7 +34,9 @@ def main() -> int:
     p.add_argument("--config", default="configs/halfcheetah_mbpo.yaml")
     p.add_argument("--warmup", type=int, default=600)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (median)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--predict-chunk", type=int, nargs="+", default=None, metavar="ROWS")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -52,12 +58,21 @@ def main() -> int:
             def ms(fn: Callable[[], object]) -> float:
                 return median_ms(fn, args.repeats, warmup=1)
 
-            parts = {
-                "actor_forward_ms": ms(lambda: t.actor(obs)),
-                "model_predict_ms": ms(lambda: d.model.predict(obs, action)),
-                "imagine_step_ms": ms(lambda: d.dreamer.imagine_step(obs)),
-                "dream_phase_ms": ms(lambda: d.dreamer.phase(t.buffer, d.buffer, w, 1)),
-            }
+            chunks = args.predict_chunk or [cfg.dreaming.predict_chunk]
+            rounds: dict[str, list[float]] = {}
+            for _ in range(args.rounds):
+                for c in chunks:
+                    d.dreamer.cfg = replace(cfg.dreaming, predict_chunk=c)
+                    sfx = "" if args.predict_chunk is None else f"@chunk{c}"
+                    timed = {
+                        "actor_forward_ms": lambda: t.actor(obs),
+                        "model_predict_ms": lambda c=c: d.model.predict(obs, action, chunk=c),
+                        "imagine_step_ms": lambda: d.dreamer.imagine_step(obs),
+                        "dream_phase_ms": lambda: d.dreamer.phase(t.buffer, d.buffer, w, 1),
+                    }
+                    for name, fn in timed.items():
+                        rounds.setdefault(name + sfx, []).append(ms(fn))
+            parts = {k: statistics.median(v) for k, v in rounds.items()}
         t.close()
     record = {
         **result_header("dream_phase_parts", threads=args.threads),
@@ -65,6 +80,7 @@ def main() -> int:
         "rollout_batch": n,
         "horizon": cfg.dreaming.horizon,
         "ensemble_size": cfg.world_model.ensemble_size,
+        "rounds": args.rounds,
         "parts_ms": parts,
     }
     print(json.dumps(parts, indent=1))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -351,6 +352,24 @@ def test_phase_rolls_out_the_scheduled_horizon() -> None:
     assert stats["dream/horizon"] == 2.0
     assert len(actor.calls) == 2
     assert len(dreams) == 16  # every transition accepted, none terminated
+
+
+def test_predict_chunk_splits_the_model_forward_and_changes_no_dream() -> None:
+    keys = [-1.5, 0.0, 0.5, 2.0, 3.25]
+    cfg = dcfg(rollout_batch=32, horizon=2, exploration_noise=0.1)
+    whole, chunked = FakeModel(), FakeModel()
+    _, a, _, sa = run_phase(cfg, keys, model=whole)
+    _, b, _, sb = run_phase(replace(cfg, predict_chunk=10), keys, model=chunked)
+    assert [x.shape[0] for x in whole.inputs] == [32, 32]
+    assert [x.shape[0] for x in chunked.inputs] == [10, 10, 10, 2] * 2
+    assert sa == sb
+    for x, y in zip(stored(a), stored(b), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_predict_chunk_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match=r"dreaming\.predict_chunk"):
+        dcfg(predict_chunk=-1)
 
 
 # --------------------------------------------------------- 3. pessimistic reward, provenance

@@ -48,6 +48,7 @@ OLD_FORK_KEYS = {
 NEW_FORK_KEYS = {
     *("td3.schedule", "td3.actor_updates_per_step", "td3.batched_targets", "td3.target_tau_per"),
     *(k for k in KEY_RULES if k.startswith("value_gradient.") and k != "value_gradient.enabled"),
+    "dreaming.predict_chunk",
 }
 
 
@@ -60,8 +61,11 @@ def test_the_fork_keys_are_the_old_list_plus_the_new_settings() -> None:
     assert "value_gradient.enabled" not in FORK_KEYS  # it shapes the saved state
 
 
-def test_run_settings_are_logging_threads_compile_and_the_run_length() -> None:
-    assert set(RUN_SETTINGS) == {*LOG, "train.threads", "train.compile", "train.total_steps"}
+def test_run_settings_are_logging_threads_compile_the_run_length_and_the_predict_chunk() -> None:
+    assert set(RUN_SETTINGS) == {
+        *LOG,
+        *("train.threads", "train.compile", "train.total_steps", "dreaming.predict_chunk"),
+    }
 
 
 def test_bench_keys_are_the_old_table() -> None:
@@ -80,4 +84,7 @@ def test_bench_keys_are_the_old_table() -> None:
 
 
 def test_a_sweep_ignores_run_settings_and_the_device_only() -> None:
-    assert set(_IGNORED_KEYS) == {*LOG, "train.threads", "train.compile", "train.device"}
+    assert set(_IGNORED_KEYS) == {
+        *LOG,
+        *("train.threads", "train.compile", "train.device", "dreaming.predict_chunk"),
+    }

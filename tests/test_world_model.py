@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
@@ -430,6 +431,33 @@ def test_predictions_are_deterministic(name: str) -> None:
         if p.logvar is not None:
             assert q.logvar is not None
             assert torch.equal(p.logvar, q.logvar)
+
+
+@pytest.mark.parametrize("head", ["deterministic", "gaussian"])
+def test_chunked_predictions_equal_one_forward(head: str) -> None:
+    """``predict(chunk=c)``: the rows are independent, so chunks give the same values: bitwise
+    at the default sizes for chunks of 64 rows or more; smaller matrices (tiny models or
+    chunks) may take other BLAS kernels and agree only to rounding (which may flip a spike)."""
+    torch.manual_seed(0)
+    model = SpikingEnsembleModel(17, 6, replace(WorldModelConfig(), head=head))
+    obs, action = torch.randn(300, 17), torch.rand(300, 6) * 2 - 1
+    whole = model.predict(obs, action)
+    for chunk in (256, 100, 64):
+        parts = model.predict(obs, action, chunk=chunk)
+        for a, b in zip(whole, parts, strict=True):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert torch.equal(a, b), chunk
+
+
+@pytest.mark.parametrize("name", ["ann-det", "ann-gauss"])
+def test_chunked_predictions_of_small_models_agree_to_rounding(name: str) -> None:
+    model = BUILDERS[name]()
+    obs, action = torch.randn(11, OBS), torch.randn(11, ACT)
+    whole, parts = model.predict(obs, action), model.predict(obs, action, chunk=4)
+    for a, b in zip(whole, parts, strict=True):
+        if a is not None:
+            torch.testing.assert_close(a, b)
 
 
 # --------------------------------------------------------------------------------------------

@@ -402,9 +402,16 @@ class DreamingConfig:
     recent_fraction: float = setting(0.0, fork=True)
     """Share of start states drawn from the newest ``recent_window`` real transitions."""
     recent_window: int = setting(20_000, fork=True)
+    predict_chunk: int = setting(0, fork=True, resume=True, experiment=False)
+    """Rows per world-model forward in a dream phase; 0: all start states at once. The same
+    values either way (bitwise on this CPU for chunks of >= 64 rows at the default model
+    size, tested; smaller matrices may round differently). On one CPU thread, chunks of 1,250
+    rows make a 10,000-row one-step phase's model forward 2.3x faster (the activations stay
+    in cache); on a GPU one forward is best."""
 
     def __post_init__(self) -> None:
         k = "dreaming."
+        _check(self.predict_chunk >= 0, k + "predict_chunk", "must be >= 0 (0: no chunking)")
         for name in ("every", "rollout_batch", "horizon", "buffer_size", "recent_window"):
             _check(getattr(self, name) >= 1, k + name, "must be >= 1")
         _check(self.start_step >= 0, k + "start_step", "must be >= 0")

@@ -125,7 +125,7 @@ class Dreamer:
         low = actor.action_bias - actor.action_scale
         high = actor.action_bias + actor.action_scale
         action = torch.clamp(action + noise * actor.action_scale, low, high)
-        pred = model.predict(obs, action)
+        pred = model.predict(obs, action, chunk=cfg.predict_chunk)
         members = model.elites
         if cfg.uncertainty_members == "all":
             members = torch.arange(model.ensemble_size, device=obs.device)
