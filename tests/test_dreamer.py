@@ -62,8 +62,11 @@ class FakeModel(EnsembleDynamicsModel):
         self.key_step, self.corrupt, self.fixed_logvar = key_step, corrupt, logvar
         self.inputs: list[Tensor] = []
 
-    def forward_normalized(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward_normalized(
+        self, x: Tensor, members: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         assert x.dim() == 2, "predict() feeds one shared input [B, in]"
+        assert members is None, "a dream phase predicts with every member"
         self.inputs.append(x.clone())
         key = x[:, 0]
         e, b = self.ensemble_size, key.shape[0]

@@ -29,6 +29,7 @@ from spiking_dreamer.dreaming.value_gradient import (
     StatePool,
     distribution_rollout,
     imagine,
+    model_transition,
     mve_critic_loss,
     mve_targets,
     value_gradient_loss,
@@ -62,11 +63,14 @@ class LinearToyModel(EnsembleDynamicsModel):
         self.beta = nn.Parameter(torch.tensor(beta, dtype=F64))
         self.blowup = blowup
 
-    def forward_normalized(self, x: Tensor) -> tuple[Tensor, None]:
+    def forward_normalized(self, x: Tensor, members: Tensor | None = None) -> tuple[Tensor, None]:
+        alpha, beta = self.alpha, self.beta
+        if members is not None:
+            alpha, beta = alpha[members], beta[members]
         if x.dim() == 2:
-            x = x.expand(self.ensemble_size, *x.shape)
+            x = x.expand(len(alpha), *x.shape)
         s, a = x[..., :1], x[..., 1:]
-        delta = (self.alpha.view(-1, 1, 1) - 1) * s + self.beta.view(-1, 1, 1) * a
+        delta = (alpha.view(-1, 1, 1) - 1) * s + beta.view(-1, 1, 1) * a
         delta = torch.where(s > self.blowup, torch.full_like(delta, math.inf), delta)
         reward = -s.square() - C * a.square()
         return torch.cat([delta, reward], -1), None
@@ -213,6 +217,34 @@ def test_gradients_reach_the_actor_only() -> None:
     assert all(p.grad is None for p in critic.parameters())
     # the freeze is undone afterwards
     assert all(p.requires_grad for p in (*model.parameters(), *critic.parameters()))
+
+
+@pytest.mark.parametrize(
+    ("head", "member"), [("deterministic", "elite_mean"), ("gaussian", "random_elite")]
+)
+def test_an_elites_only_forward_gives_the_same_transition_and_gradient(
+    head: str, member: str
+) -> None:
+    """The training rollout runs the model over its elites alone: the same transition, the
+    same gradient with respect to the action, as the whole ensemble's forward."""
+    torch.manual_seed(0)
+    cfg = WorldModelConfig(head=head, ensemble_size=5, num_elites=3)
+    model = SpikingEnsembleModel(17, 6, cfg)
+    model.elites.copy_(torch.tensor([4, 1, 2]))
+    obs = torch.randn(64, 17)
+    out = []
+    for elites_only in (False, True):
+        action = torch.rand(64, 6, generator=torch.Generator().manual_seed(1)) * 2 - 1
+        action.requires_grad_(True)
+        g = torch.Generator().manual_seed(2)
+        s1, r, pred = model_transition(model, obs, action, member, g, elites_only=elites_only)
+        (s1.sum() + r.sum()).backward()
+        out.append((s1.detach(), r.detach(), action.grad, pred.mean.shape[0]))
+    (s_a, r_a, g_a, e_a), (s_b, r_b, g_b, e_b) = out
+    assert (e_a, e_b) == (5, 3)
+    assert torch.equal(s_a, s_b)
+    assert torch.equal(r_a, r_b)
+    torch.testing.assert_close(g_a, g_b, rtol=1e-6, atol=1e-7)
 
 
 def test_model_gradients_option_reaches_the_elites() -> None:

@@ -450,6 +450,30 @@ def test_chunked_predictions_equal_one_forward(head: str) -> None:
                 assert torch.equal(a, b), chunk
 
 
+@pytest.mark.parametrize("head", ["deterministic", "gaussian"])
+def test_a_member_subset_predicts_what_those_members_predict_in_the_ensemble(head: str) -> None:
+    torch.manual_seed(0)
+    model = SpikingEnsembleModel(17, 6, replace(WorldModelConfig(), head=head))
+    obs, action = torch.randn(128, 17), torch.rand(128, 6) * 2 - 1
+    members = torch.tensor([3, 0, 2])
+    whole, sub = model.predict(obs, action), model.predict(obs, action, members=members)
+    assert sub.mean.shape == (3, 128, 18)
+    for a, b in zip(whole, sub, strict=True):
+        if a is not None:
+            assert torch.equal(a[members], b)
+
+
+@ALL_MODELS
+def test_a_member_subset_of_a_small_model(name: str) -> None:
+    model = BUILDERS[name]()
+    obs, action = torch.randn(9, OBS), torch.randn(9, ACT)
+    members = torch.tensor([2, 1])
+    whole, sub = model.predict(obs, action), model.predict(obs, action, members=members)
+    for a, b in zip(whole, sub, strict=True):
+        if a is not None:
+            torch.testing.assert_close(a[members], b)
+
+
 @pytest.mark.parametrize("name", ["ann-det", "ann-gauss"])
 def test_chunked_predictions_of_small_models_agree_to_rounding(name: str) -> None:
     model = BUILDERS[name]()

@@ -405,9 +405,10 @@ class DreamingConfig:
     predict_chunk: int = setting(0, fork=True, resume=True, experiment=False)
     """Rows per world-model forward in a dream phase; 0: all start states at once. The same
     values either way (bitwise on this CPU for chunks of >= 64 rows at the default model
-    size, tested; smaller matrices may round differently). On one CPU thread, chunks of 1,250
-    rows make a 10,000-row one-step phase's model forward 2.3x faster (the activations stay
-    in cache); on a GPU one forward is best."""
+    size, tested; smaller matrices may round differently). On one CPU thread, chunks of 625
+    rows make a 10,000-row one-step phase's model forward 3.1x faster (the activations stay
+    in cache; ``benchmarks/dream_phase_parts.py --predict-chunk``); on a GPU one forward is
+    best."""
 
     def __post_init__(self) -> None:
         k = "dreaming."

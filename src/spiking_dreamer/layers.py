@@ -36,10 +36,15 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter((2 * w - 1) * bound)
         self.bias = nn.Parameter((2 * b - 1) * bound)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, members: Tensor | None = None) -> Tensor:
+        """``members`` (indices ``[K]``): only those members' maps, ``[K, B, in]`` (or shared
+        ``[B, in]``) ``-> [K, B, out]``."""
+        weight, bias = self.weight, self.bias
+        if members is not None:
+            weight, bias = weight[members], bias[members]
         if x.dim() == 2:
-            x = x.expand(self.ensemble_size, *x.shape)
-        return torch.baddbmm(self.bias, x, self.weight)
+            x = x.expand(weight.shape[0], *x.shape)
+        return torch.baddbmm(bias, x, weight)
 
     def extra_repr(self) -> str:
         return f"ensemble_size={self.ensemble_size}, in={self.in_features}, out={self.out_features}"

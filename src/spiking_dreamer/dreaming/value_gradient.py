@@ -75,7 +75,9 @@ class DynamicsModel(Protocol):
     elites: Tensor  # [K] member indices
     target_normalizer: Any  # .denormalize(z [..., O + 1]) -> raw (state change, reward)
 
-    def predict(self, obs: Tensor, action: Tensor) -> Prediction: ...
+    def predict(
+        self, obs: Tensor, action: Tensor, chunk: int = 0, members: Tensor | None = None
+    ) -> Prediction: ...
 
     def parameters(self) -> Iterator[nn.Parameter]: ...
 
@@ -123,23 +125,32 @@ def model_transition(
     action: Tensor,
     member: Member,
     generator: torch.Generator,
+    elites_only: bool = False,
 ) -> tuple[Tensor, Tensor, Prediction]:
     """One model step, differentiable w.r.t. ``obs`` ``[N, O]`` and ``action`` ``[N, A]``.
 
     ``elite_mean``: the elites' mean normalised prediction; ``random_elite``: a random elite per
     transition, plus ``exp(logvar / 2) * eps`` for a Gaussian head (reparameterised). The result
-    is denormalised as in :meth:`Dreamer.imagine_step`.
+    is denormalised as in :meth:`Dreamer.imagine_step`. ``elites_only``: the forward runs over
+    the elites alone (the same transition: members are independent), so no forward or
+    backward is spent on members the transition does not use; the prediction returned then
+    holds the elites only.
 
     Returns:
         next_obs ``[N, O]``, reward ``[N]`` and the per-member prediction.
     """
-    pred = model.predict(obs, action)
     elites = model.elites
+    if elites_only:
+        pred = model.predict(obs, action, members=elites)
+        rows_of = torch.arange(len(elites), device=obs.device)  # elite k is row k of pred
+    else:
+        pred = model.predict(obs, action)
+        rows_of = elites
     if member == "elite_mean":
-        z = pred.mean[elites].mean(0)
+        z = pred.mean[rows_of].mean(0)
     elif member == "random_elite":
         n = obs.shape[0]
-        pick = elites[torch.randint(len(elites), (n,), generator=generator, device=obs.device)]
+        pick = rows_of[torch.randint(len(elites), (n,), generator=generator, device=obs.device)]
         rows = torch.arange(n, device=obs.device)
         z = pred.mean[pick, rows]
         if pred.logvar is not None:
@@ -357,7 +368,9 @@ def imagine(
         action = actor(obs, generator)
         if action_noise > 0:
             action = _bounded_noise(action, actor, action_noise, 2.5 * action_noise, generator)
-        next_obs, reward, _ = model_transition(model, obs, action, member, generator)
+        next_obs, reward, _ = model_transition(
+            model, obs, action, member, generator, elites_only=True
+        )
         finite = torch.isfinite(next_obs).all(-1) & torch.isfinite(reward) & valid
         next_obs = torch.where(finite[:, None], next_obs, obs.detach())
         reward = torch.where(finite, reward, torch.zeros_like(reward))

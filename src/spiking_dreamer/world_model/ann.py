@@ -37,8 +37,12 @@ class GaussianMLPEnsemble(EnsembleDynamicsModel):
             EnsembleLinear(ensemble_size, sizes[-1], self.out_dim) if gaussian else None
         )
 
-    def forward_normalized(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward_normalized(
+        self, x: Tensor, members: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         for layer in self.hidden:
-            x = F.silu(layer(x))
-        logvar = None if self.logvar_head is None else self.bound_logvar(self.logvar_head(x))
-        return self.mean_head(x), logvar
+            x = F.silu(layer(x, members))
+        logvar = None
+        if self.logvar_head is not None:
+            logvar = self.bound_logvar(self.logvar_head(x, members))
+        return self.mean_head(x, members), logvar

@@ -58,9 +58,13 @@ class EnsembleDynamicsModel(nn.Module):
             self.max_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), 0.5))
             self.min_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), -10.0))
 
-    def forward_normalized(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward_normalized(
+        self, x: Tensor, members: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """Normalised inputs ``[E, B, in]`` (or ``[B, in]``, shared) -> mean ``[E, B, out]`` and
-        log-variance ``[E, B, out]`` (``None`` for a deterministic head)."""
+        log-variance ``[E, B, out]`` (``None`` for a deterministic head). ``members``
+        (indices ``[K]``): those members only, ``E`` read as ``K`` (members are independent,
+        so their outputs are the same as in the whole ensemble's forward)."""
         raise NotImplementedError
 
     def bound_logvar(self, raw: Tensor) -> Tensor:
@@ -102,18 +106,21 @@ class EnsembleDynamicsModel(nn.Module):
         mean, _ = self.forward_normalized(x)
         return (mean - y).square().mean((1, 2))
 
-    def predict(self, obs: Tensor, action: Tensor, chunk: int = 0) -> Prediction:
+    def predict(
+        self, obs: Tensor, action: Tensor, chunk: int = 0, members: Tensor | None = None
+    ) -> Prediction:
         """Raw ``obs`` ``[N, O]`` and ``action`` ``[N, A]`` -> per-member predictions.
 
         ``chunk > 0`` runs the members' forward over at most ``chunk`` rows at a time: the rows
         are independent, so the values are the same (up to the rounding of the matrix kernels
-        chosen for the smaller shape), and on a CPU the activations stay in cache."""
+        chosen for the smaller shape), and on a CPU the activations stay in cache.
+        ``members`` (indices ``[K]``): only those members, each prediction ``[K, N, ...]``."""
         x = self.input_normalizer(torch.cat([obs, action], -1))
         if 0 < chunk < x.shape[0]:
-            parts = [self.forward_normalized(c) for c in x.split(chunk)]
+            parts = [self.forward_normalized(c, members) for c in x.split(chunk)]
             mean = torch.cat([m for m, _ in parts], 1)
             logvar = None if parts[0][1] is None else torch.cat([v for _, v in parts], 1)
         else:
-            mean, logvar = self.forward_normalized(x)
+            mean, logvar = self.forward_normalized(x, members)
         raw = self.target_normalizer.denormalize(mean)
         return Prediction(obs + raw[..., : self.obs_dim], raw[..., self.obs_dim], mean, logvar)

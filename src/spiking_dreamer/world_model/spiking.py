@@ -57,21 +57,26 @@ class MultiScaleALIFBlock(nn.Module):
         self.time_steps = cfg.spike_ts
         self.spike_fn = make_surrogate(cfg.surrogate, cfg.surrogate_scale)
 
-    def neuron_params(self) -> AdaptiveLIFParams:
-        v_decay = torch.exp(-1.0 / self.log_tau_mem.exp().clamp(1.0, 1e3))
-        adapt_decay = torch.exp(-1.0 / self.log_tau_adapt.exp().clamp(1.0, 1e4))
+    def neuron_params(self, members: Tensor | None = None) -> AdaptiveLIFParams:
+        log_tau_mem, log_tau_adapt = self.log_tau_mem, self.log_tau_adapt
+        if members is not None:
+            log_tau_mem, log_tau_adapt = log_tau_mem[members], log_tau_adapt[members]
+        v_decay = torch.exp(-1.0 / log_tau_mem.exp().clamp(1.0, 1e3))
+        adapt_decay = torch.exp(-1.0 / log_tau_adapt.exp().clamp(1.0, 1e4))
         return AdaptiveLIFParams(
             self.c_decay, v_decay, self.v_threshold, adapt_decay, self.adapt_step
         )
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, members: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``members`` (indices ``[K]``): only those members, whose inputs are ``x``'s ``E``
+        axis (``K`` long) or shared."""
         if x.dim() == 4:  # time-varying input: one matmul over T * B per member
             t, e, b, _ = x.shape
             flat = x.permute(1, 0, 2, 3).reshape(e, t * b, -1)
-            current = self.linear(flat).reshape(e, t, b, -1).permute(1, 0, 2, 3)
+            current = self.linear(flat, members).reshape(e, t, b, -1).permute(1, 0, 2, 3)
         else:
-            current = self.linear(x).expand(self.time_steps, -1, -1, -1)
-        return adaptive_lif_scan_fused(current, self.neuron_params(), self.spike_fn)
+            current = self.linear(x, members).expand(self.time_steps, -1, -1, -1)
+        return adaptive_lif_scan_fused(current, self.neuron_params(members), self.spike_fn)
 
 
 class SpikingEnsembleModel(EnsembleDynamicsModel):
@@ -103,20 +108,24 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         z = (x.unsqueeze(-1) - self.rf_centres) / self.rf_width
         return torch.exp(-0.5 * z.square()).flatten(-2)
 
-    def forward_normalized(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    def forward_normalized(
+        self, x: Tensor, members: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         if x.dim() == 2:
-            x = x.expand(self.ensemble_size, *x.shape)
+            x = x.expand(self.ensemble_size if members is None else len(members), *x.shape)
         h = self.receptive_fields(x)
         if self.cfg.input_coding == "spikes":
             with torch.no_grad():
                 h = regular_spikes(h, self.cfg.spike_ts)
         rates = []
         for block in self.blocks:
-            spikes, voltages = block(h)
+            spikes, voltages = block(h, members)
             rates.append(spikes.detach().mean())
             h = spikes
         self.last_firing_rates = rates
         readout = torch.cat([spikes.mean(0), voltages.mean(0)], -1)
-        mean = self.mean_head(readout)
-        logvar = None if self.logvar_head is None else self.bound_logvar(self.logvar_head(readout))
+        mean = self.mean_head(readout, members)
+        logvar = None
+        if self.logvar_head is not None:
+            logvar = self.bound_logvar(self.logvar_head(readout, members))
         return mean, logvar
