@@ -9,14 +9,53 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spiking_dreamer.config import Config, ConfigError, config_from_dict, load_config
+from spiking_dreamer.config import (
+    KIND_DEFAULTS,
+    SPIKING_ONLY_KEYS,
+    Config,
+    ConfigError,
+    config_from_dict,
+    load_config,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_default_yaml_lists_every_key_with_the_dataclass_defaults() -> None:
     data = yaml.safe_load((CONFIGS / "default.yaml").read_text())
-    assert data == Config().to_dict()
+    declared = Config().to_dict()
+    for key in KIND_DEFAULTS["spiking"]:  # declared null: the kind's default, resolved on load
+        declared["world_model"][key] = None
+    assert data == declared
+    assert config_from_dict(data) == Config()
+
+
+@pytest.mark.parametrize("kind", ["spiking", "mlp"])
+def test_kind_defaults_are_resolved_and_stored(kind: str) -> None:
+    cfg = config_from_dict({"world_model": {"kind": kind}})
+    want = {"spiking": (5, 3, "deterministic"), "mlp": (7, 5, "gaussian")}[kind]
+    wm = cfg.world_model
+    assert (wm.ensemble_size, wm.num_elites, wm.head) == want
+    stored = cfg.to_dict()["world_model"]
+    assert (stored["ensemble_size"], stored["num_elites"], stored["head"]) == want
+    explicit = config_from_dict(
+        {"world_model": {"kind": kind, "ensemble_size": 4, "head": "gaussian"}}
+    )
+    wm = explicit.world_model
+    assert (wm.ensemble_size, wm.num_elites, wm.head) == (4, min(want[1], 4), "gaussian")
+
+
+@pytest.mark.parametrize("key", [*SPIKING_ONLY_KEYS, "mlp_hidden_sizes"])
+def test_a_key_of_the_other_kind_is_refused(key: str) -> None:
+    kind = "spiking" if key == "mlp_hidden_sizes" else "mlp"
+    value = {
+        "tau_range": [3.0, 9.0],
+        "input_coding": "spikes",
+        "surrogate": "atan",
+        "mlp_hidden_sizes": [64, 64],
+    }.get(key, 16)
+    with pytest.raises(ConfigError, match=f"world_model.{key}: .* model only and world_model.kind"):
+        config_from_dict({"world_model": {"kind": kind, key: value}})
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)

@@ -267,13 +267,50 @@ class TrainConfig:
         _check(ok, "train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
 
 
+KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "spiking": {"ensemble_size": 5, "num_elites": 3, "head": "deterministic"},
+    "mlp": {"ensemble_size": 7, "num_elites": 5, "head": "gaussian"},
+}
+"""World-model keys whose default (``null``) depends on ``world_model.kind``."""
+SPIKING_ONLY_KEYS = (
+    "hidden_size",
+    "num_blocks",
+    "num_scales",
+    "tau_range",
+    "adapt_tau",
+    "adapt_step",
+    "c_decay",
+    "v_threshold",
+    "spike_ts",
+    "pop_dim",
+    "input_coding",
+    "surrogate",
+    "surrogate_scale",
+)
+"""World-model keys that shape the spiking model only (refused, when set, under ``mlp``)."""
+
+
 @dataclass(frozen=True)
 class WorldModelConfig:
-    """Spiking world-model ensemble (adaptive LIF, multi-scale blocks, hybrid readout)."""
+    """The world-model ensemble: ``kind: spiking`` (adaptive LIF, multi-scale blocks, hybrid
+    readout) or ``kind: mlp`` (MBPO's probabilistic ANN ensemble, Janner et al., NeurIPS 2019).
+    Keys from ``hidden_size`` to ``surrogate_scale`` shape the spiking model only, ``mlp_*``
+    keys the MLP only; the rest (ensemble, head, training) apply to both."""
 
-    ensemble_size: int = 5
-    num_elites: int = 3
-    """Members with the lowest hold-out loss; dreams sample among them."""
+    kind: Literal["spiking", "mlp"] = "spiking"
+    """``spiking``: the spiking ensemble; ``mlp``: MBPO's ensemble of ``mlp_hidden_sizes``
+    swish MLPs (the ANN control: the same loop with an ANN model)."""
+    ensemble_size: int | None = None
+    """Members; ``null``: the kind's default (spiking 5, mlp 7 as in MBPO)."""
+    num_elites: int | None = None
+    """Members with the lowest hold-out loss; dreams sample among them. ``null``: the kind's
+    default (spiking 3, mlp 5 as in MBPO), at most ``ensemble_size``."""
+    head: Literal["deterministic", "gaussian"] | None = None
+    """``gaussian``: mean and soft-bounded log-variance trained with Gaussian NLL;
+    ``deterministic``: the mean, trained with MSE. ``null``: the kind's default (spiking
+    deterministic, mlp gaussian as in MBPO)."""
+    mlp_hidden_sizes: tuple[int, ...] = (200, 200, 200, 200)
+    """``kind: mlp``: hidden layers of each member (MBPO: 4 x 200, swish)."""
     hidden_size: int = 128
     num_blocks: int = 2
     num_scales: int = 4
@@ -291,8 +328,6 @@ class WorldModelConfig:
     ``spikes``: they are turned into regular spike trains first (PopSAN encoder)."""
     surrogate: Literal["rect", "superspike", "atan"] = "superspike"
     surrogate_scale: float = 10.0
-    head: Literal["deterministic", "gaussian"] = "deterministic"
-    """``gaussian``: mean and soft-bounded log-variance trained with Gaussian NLL."""
     lr: float = 1e-3
     weight_decay: float = 1e-5
     batch_size: int = setting(256, fork=True)
@@ -314,6 +349,22 @@ class WorldModelConfig:
 
     def __post_init__(self) -> None:
         k = "world_model."
+        _check(self.kind in KIND_DEFAULTS, k + "kind", f"must be spiking or mlp, got {self.kind!r}")
+        for name, value in KIND_DEFAULTS[self.kind].items():
+            if getattr(self, name) is None:  # resolved once, so a stored config names it
+                if name == "num_elites" and isinstance(self.ensemble_size, int):
+                    value = min(value, self.ensemble_size)
+                object.__setattr__(self, name, value)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        other = SPIKING_ONLY_KEYS if self.kind == "mlp" else ("mlp_hidden_sizes",)
+        for name in other:
+            value = getattr(self, name)
+            _check(
+                value == defaults[name],
+                k + name,
+                f"{value!r} shapes the {'spiking' if self.kind == 'mlp' else 'MLP'} model only "
+                f"and world_model.kind is {self.kind}; leave it at {defaults[name]!r}",
+            )
         _check(self.ensemble_size >= 1, k + "ensemble_size", "must be >= 1")
         _check(
             1 <= self.num_elites <= self.ensemble_size,
@@ -335,6 +386,8 @@ class WorldModelConfig:
         for name in ("v_threshold", "surrogate_scale", "lr", "grad_clip"):
             _check(getattr(self, name) > 0, k + name, "must be > 0")
         _check(self.pop_dim >= 2, k + "pop_dim", "must be >= 2")
+        _check(len(self.mlp_hidden_sizes) >= 1, k + "mlp_hidden_sizes", "needs a layer")
+        _check(all(h > 0 for h in self.mlp_hidden_sizes), k + "mlp_hidden_sizes", "sizes > 0")
         _check(self.weight_decay >= 0, k + "weight_decay", "must be >= 0")
         _check(self.train_steps >= 0, k + "train_steps", "must be >= 0")
         _check(0 < self.holdout_ratio < 1, k + "holdout_ratio", "must lie in (0, 1)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -92,6 +93,9 @@ def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp`` and convert lists to tuples."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):  # X | None: null, or a value of X
+        (inner,) = (a for a in args if a is not type(None))
+        return None if value is None else _coerce(value, inner, key)
     if origin is Literal:
         if value not in args:
             close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)

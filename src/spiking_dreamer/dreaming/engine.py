@@ -14,7 +14,7 @@ from spiking_dreamer.dreaming.buffer import DreamBuffer
 from spiking_dreamer.dreaming.dreamer import Dreamer
 from spiking_dreamer.dreaming.value_gradient_learner import ValueGradientLearner
 from spiking_dreamer.termination import termination_fn
-from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
+from spiking_dreamer.world_model import ModelTrainer, build_world_model
 
 
 class DreamEngine:
@@ -46,7 +46,7 @@ class DreamEngine:
         # advancing it: a Bernoulli actor encoder draws from it, and a dreaming run must draw
         # the same numbers as its --no-dreaming baseline until its first dream phase.
         with torch.random.fork_rng(devices=[]):
-            self.model = SpikingEnsembleModel(obs_dim, act_dim, cfg.world_model).to(device)
+            self.model = build_world_model(obs_dim, act_dim, cfg.world_model).to(device)
         self.model_trainer = ModelTrainer(self.model, cfg.world_model, generator)
         self.buffer = DreamBuffer(cfg.dreaming.buffer_size, obs_dim, act_dim, device)
         self.dreamer = Dreamer(self.model, actor, term, cfg.dreaming, generator)
@@ -64,20 +64,18 @@ class DreamEngine:
 
     def train_model(self, real: ReplayBuffer) -> dict[str, float]:
         """A world-model training phase on the real transitions; returns its metrics and the
-        model's per-block firing rates (``model/firing_rate/block<i>``)."""
+        model's diagnostics (``model/<name>``, e.g. the spiking model's per-block firing
+        rates)."""
         metrics = self.model_trainer.train_phase(real)
-        for i, rate in enumerate(self.model.last_firing_rates):
-            metrics[f"model/firing_rate/block{i}"] = float(rate)
+        metrics.update({f"model/{k}": v for k, v in self.model.diagnostics().items()})
         return metrics
 
     def dream(self, real: ReplayBuffer, step: int) -> dict[str, float]:
         """A dream phase from real start states at env step ``step``; returns its statistics,
-        the model's latest hold-out MSE and its per-block firing rates while dreaming
-        (``dream/firing_rate/block<i>``)."""
+        the model's latest hold-out MSE and its diagnostics while dreaming (``dream/<name>``)."""
         metrics = self.dreamer.phase(real, self.buffer, step, self.model_trainer.version)
         metrics["dream/model_holdout_mse"] = self.model_trainer.last_holdout_mse
-        for i, rate in enumerate(self.model.last_firing_rates):
-            metrics[f"dream/firing_rate/block{i}"] = float(rate)
+        metrics.update({f"dream/{k}": v for k, v in self.model.diagnostics().items()})
         return metrics
 
     def sample(self, real: ReplayBuffer, batch_size: int, generator: torch.Generator) -> Batch:

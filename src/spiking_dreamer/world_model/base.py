@@ -67,6 +67,11 @@ class EnsembleDynamicsModel(nn.Module):
         so their outputs are the same as in the whole ensemble's forward)."""
         raise NotImplementedError
 
+    def diagnostics(self) -> dict[str, float]:
+        """What this kind reports about its latest forward (e.g. the spiking model's firing
+        rates), keyed by name; none by default."""
+        return {}
+
     def bound_logvar(self, raw: Tensor) -> Tensor:
         """Soft bounds between the learned ``min_logvar`` and ``max_logvar`` (PETS)."""
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)

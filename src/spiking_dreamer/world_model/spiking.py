@@ -103,6 +103,10 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         self.logvar_head = EnsembleLinear(e, 2 * h, self.out_dim) if self.gaussian else None
         self.last_firing_rates: list[Tensor] = []
 
+    def diagnostics(self) -> dict[str, float]:
+        """Mean firing rate of each block in the latest forward (``firing_rate/block<i>``)."""
+        return {f"firing_rate/block{i}": float(r) for i, r in enumerate(self.last_firing_rates)}
+
     def receptive_fields(self, x: Tensor) -> Tensor:
         """Receptive-field activations ``[..., D * P]`` of normalised inputs ``[..., D]``."""
         z = (x.unsqueeze(-1) - self.rf_centres) / self.rf_width
