@@ -38,3 +38,29 @@ def test_atomic_write_failure_leaves_the_old_file(tmp_path: Path) -> None:
         atomic_write(path, fail, keep_previous=True)
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["data.txt"]
+
+
+def test_output_paths_are_checked_without_writing_anything(tmp_path: Path) -> None:
+    from spiking_dreamer.errors import OutputPathError, UserError
+    from spiking_dreamer.files import check_output_dir, check_output_file
+
+    assert issubclass(OutputPathError, UserError)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    (tmp_path / "adir").mkdir()
+    assert check_output_file(tmp_path / "new" / "deeper" / "x.gif", "--video").name == "x.gif"
+    assert check_output_file(afile, "--out") == afile  # an existing file may be replaced
+    assert check_output_dir(tmp_path / "new" / "run", "--run-dir").name == "run"
+    for path, message in [
+        (afile / "x.gif", "is a file, not a directory"),
+        (afile / "a" / "b" / "x.gif", "is a file, not a directory"),
+        (tmp_path / "adir", "is a directory; give a file name"),
+        (Path("/proc/x.gif"), "cannot create a file in /proc"),
+        (Path("/dev/null"), "exists and is not a regular file"),
+        ("", "the path is empty"),
+    ]:
+        with pytest.raises(OutputPathError, match=message):
+            check_output_file(path, "--out")
+    with pytest.raises(OutputPathError, match="is a file, not a directory"):
+        check_output_dir(afile, "--exp-dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]  # nothing created

@@ -5,6 +5,9 @@
 - :class:`TrainingDivergedError` (exit code 3): training produced a non-finite value; the last
   good training state is kept, so the run can be resumed.
 
+Anything else that escapes is a bug: the CLI prints its traceback and :data:`REPORT_BUG`
+(exit code :data:`EXIT_BUG`).
+
 Each concrete class also derives from the builtin it refines (``ValueError``, ``ImportError``,
 ...), so ``except ValueError`` keeps working for library callers.
 """
@@ -13,6 +16,14 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+
+EXIT_BUG = 70
+"""CLI exit code of an unexpected exception: a bug, not a problem with the input."""
+REPORT_BUG = (
+    "this is a bug in spiking-dreamer, not a problem with your input: please report it on the "
+    "project's issue tracker with the command, the traceback above and the output of "
+    "'spiking-dreamer --version'"
+)
 
 
 class UserError(Exception):
@@ -41,6 +52,10 @@ class RunDirError(UserError, RuntimeError):
 
 class MissingExtraError(UserError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class OutputPathError(UserError, ValueError):
+    """An output file or directory that cannot be written (checked before any work)."""
 
 
 class TrainingDivergedError(RuntimeError):

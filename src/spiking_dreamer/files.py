@@ -1,4 +1,8 @@
-"""Atomic file writes: readers see either the old file or the complete new one, never a torn one."""
+"""Atomic file writes: readers see either the old file or the complete new one, never a torn one.
+
+And the checks of output paths made before any work (:func:`check_output_file`,
+:func:`check_output_dir`): a path that cannot be written is refused at once, not after the work.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from spiking_dreamer.errors import OutputPathError
 
 
 def _usual_mode() -> int:
@@ -61,3 +67,62 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _probe_writable(directory: Path, what: str) -> None:
+    """Create and remove a probe file in ``directory``; an :class:`OutputPathError` if that
+    fails (a read-only file system, ``/proc``, missing permissions)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".spiking-dreamer-probe-")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        raise OutputPathError(
+            f"{what}: cannot create a file in {directory}: {e.strerror}"
+        ) from None
+
+
+def check_output_dir(path: str | Path, what: str) -> Path:
+    """Check, before any work, that the directory ``path`` can be created or written into;
+    ``what`` names the input in the message (e.g. ``"--run-dir runs/x"``). Creates nothing
+    (a probe file is created and removed in the nearest existing directory).
+
+    Raises:
+        OutputPathError: ``path`` is empty, is a file, lies below a file, or cannot be written.
+    """
+    if str(path).strip() == "":
+        raise OutputPathError(f"{what}: the path is empty")
+    path = Path(path)
+    existing = nearest_existing(path)
+    if existing.is_file():
+        raise OutputPathError(f"{what}: {existing} is a file, not a directory")
+    if not existing.is_dir():
+        raise OutputPathError(f"{what}: {existing} exists and is not a directory")
+    _probe_writable(existing, what)
+    return path
+
+
+def check_output_file(path: str | Path, what: str) -> Path:
+    """Check, before any work, that the file ``path`` can be written (created, or replaced);
+    ``what`` names the input in the message (e.g. ``"--out"``). Creates nothing.
+
+    Raises:
+        OutputPathError: ``path`` is empty, an existing directory or other non-regular file, or
+            its directory cannot be created or written.
+    """
+    if str(path).strip() == "":
+        raise OutputPathError(f"{what}: the path is empty")
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{what} {path}: is a directory; give a file name")
+    if path.exists() and not path.is_file():
+        raise OutputPathError(f"{what} {path}: exists and is not a regular file")
+    check_output_dir(path.parent, f"{what} {path}")
+    return path
