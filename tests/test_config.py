@@ -244,3 +244,32 @@ def test_integral_float_strings_in_a_config_file(tmp_path: Path) -> None:
         config_from_dict({"train": {"total_steps": "1.5e0"}})
     with pytest.raises(ConfigError, match=r"train\.total_steps"):
         config_from_dict({"train": {"total_steps": True}})
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_need_little_memory(path: Path) -> None:
+    """The memory estimate that refuses oversized batches and buffers (``td3.batch_size=1e9``
+    trained 37 s, then died on a 68 GB allocation) keeps every shipped config well inside."""
+    from spiking_dreamer.training.preflight import memory_estimate
+
+    cfg = load_config(path)
+    assert sum(memory_estimate(cfg, 105, 8).values()) < 2 * 2**30  # Ant-v5: the largest here
+    huge = load_config(path, ["train.replay_size=1e9", "td3.batch_size=1e9"])
+    parts = memory_estimate(huge, 17, 6)
+    assert max(parts, key=parts.__getitem__) == "td3.batch_size"
+    assert parts["td3.batch_size"] > 1000 * 2**30
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("td3.batch_size=2000000", r"td3\.batch_size: 2000000 is larger than train\.replay_size"),
+        ("train.replay_size=10", r"train\.replay_size: must be >= 1,000"),
+        ("train.seed=4294967296", r"train\.seed: must lie in \[0, 4294967295\]"),
+        ("train.eval_seed_offset=-1", r"train\.eval_seed_offset: must be >= 0"),
+        ("train.eval_episodes=1001", r"train\.eval_episodes: must lie in \[1, 1000\]"),
+    ],
+)
+def test_values_that_used_to_fail_only_later_are_bounded(override: str, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(CONFIGS / "halfcheetah.yaml", [override])

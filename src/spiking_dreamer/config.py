@@ -41,6 +41,9 @@ from spiking_dreamer.errors import ConfigError
 __all__ = [  # the schema, and the loading functions re-exported from config_loading
     "FORK_KEYS",
     "KEY_RULES",
+    "MAX_EVAL_EPISODES",
+    "MAX_SEED",
+    "MIN_REPLAY_SIZE",
     "RUN_SETTINGS",
     "ActorConfig",
     "Config",
@@ -56,6 +59,7 @@ __all__ = [  # the schema, and the loading functions re-exported from config_loa
     "apply_overrides",
     "check_keys_and_types",
     "config_from_dict",
+    "device_problem",
     "flatten_keys",
     "load_config",
     "parse_override",
@@ -68,6 +72,20 @@ __all__ = [  # the schema, and the loading functions re-exported from config_loa
 def _check(cond: bool, key: str, msg: str) -> None:
     if not cond:
         raise ConfigError(f"{key}: {msg}")
+
+
+MAX_SEED = 2**32 - 1
+"""The largest seed: NumPy's global generator takes seeds in [0, 2**32 - 1]."""
+MIN_REPLAY_SIZE = 1_000
+"""The smallest ``train.replay_size`` (a MuJoCo episode is up to 1,000 steps)."""
+MAX_EVAL_EPISODES = 1_000
+"""The most ``train.eval_episodes`` (a run keeps one env per evaluation episode)."""
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` is not a device name (``auto``, ``cpu``, ``cuda`` or ``cuda:N``), or None."""
+    ok = device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+    return None if ok else f"must be auto, cpu, cuda or cuda:N, got {device!r}"
 
 
 def setting(
@@ -252,19 +270,27 @@ class TrainConfig:
     included); same maths, fewer kernel launches; compiling takes a while once."""
 
     def __post_init__(self) -> None:
-        _check(self.seed >= 0, "train.seed", "must be >= 0")
+        _check(0 <= self.seed <= MAX_SEED, "train.seed", f"must lie in [0, {MAX_SEED}]")
         _check(self.total_steps >= 1, "train.total_steps", "must be >= 1")
         _check(self.start_steps >= 0, "train.start_steps", "must be >= 0")
         _check(self.update_after >= 1, "train.update_after", "must be >= 1")
         _check(self.updates_per_step >= 0, "train.updates_per_step", "must be >= 0")
-        _check(self.replay_size >= 1, "train.replay_size", "must be >= 1")
+        _check(
+            self.replay_size >= MIN_REPLAY_SIZE,
+            "train.replay_size",
+            f"must be >= {MIN_REPLAY_SIZE:,} (a MuJoCo episode is up to 1,000 steps)",
+        )
         _check(self.eval_every >= 1, "train.eval_every", "must be >= 1")
-        _check(self.eval_episodes >= 1, "train.eval_episodes", "must be >= 1")
+        _check(
+            1 <= self.eval_episodes <= MAX_EVAL_EPISODES,
+            "train.eval_episodes",
+            f"must lie in [1, {MAX_EVAL_EPISODES}] (one env is kept per evaluation episode)",
+        )
+        _check(self.eval_seed_offset >= 0, "train.eval_seed_offset", "must be >= 0")
         _check(self.threads >= 0, "train.threads", "must be >= 0")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
-        dev = self.device
-        ok = dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())
-        _check(ok, "train.device", f"must be auto, cpu, cuda or cuda:N, got {dev!r}")
+        problem = device_problem(self.device)
+        _check(problem is None, "train.device", problem or "")
 
 
 KIND_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -605,6 +631,12 @@ class Config:
         return self.train.updates_per_step
 
     def __post_init__(self) -> None:
+        _check(
+            self.td3.batch_size <= self.train.replay_size,
+            "td3.batch_size",
+            f"{self.td3.batch_size} is larger than train.replay_size ({self.train.replay_size}): "
+            "every batch would repeat transitions",
+        )
         d = self.dreaming
         if (
             d.enabled

@@ -153,9 +153,52 @@ def _without_settotalmass_warning() -> Iterator[None]:
         mujoco.set_mju_user_warning(previous)
 
 
+_POSITIVE_INT_KWARGS = ("frame_skip", "max_episode_steps")
+"""``env.kwargs`` that gymnasium or MuJoCo accept at any int but that only work when >= 1."""
+
+
+def _check_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    for key in _POSITIVE_INT_KWARGS:
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise EnvError(f"env.kwargs.{key} for {env_id}: must be an integer, got {value!r}")
+        if value is not None and value < 1:
+            raise EnvError(f"env.kwargs.{key} for {env_id}: must be >= 1, got {value}")
+
+
+def check_env(env_id: str, kwargs: dict[str, Any] | None = None) -> tuple[int, int]:
+    """Make the env once, reset it and take one step, so that an env id or ``env.kwargs`` the
+    env refuses (at construction or only when it runs) fails before any work; returns the
+    observation and action sizes.
+
+    Raises:
+        EnvError: the env cannot be made, reset or stepped, or yields non-finite values.
+    """
+    env_id = resolve_env_id(env_id)
+    env = make_env(env_id, kwargs)
+    try:
+        dt = getattr(env.unwrapped, "dt", None)
+        if dt is not None and not dt > 0:
+            raise EnvError(f"{env_id} with env.kwargs {kwargs!r} has time step {dt}; needs > 0")
+        space = env.action_space
+        try:
+            obs, _ = env.reset(seed=0)
+            step = env.step(((space.low + space.high) / 2).astype(space.dtype))
+        except Exception as e:  # a value of env.kwargs the env only refuses when it runs
+            raise EnvError(
+                f"{env_id} with env.kwargs {kwargs!r} fails when it runs: {type(e).__name__}: {e}"
+            ) from None
+        if not (np.all(np.isfinite(obs)) and np.all(np.isfinite(step[0]))):
+            raise EnvError(f"{env_id} with env.kwargs {kwargs!r} observes non-finite values")
+        return env.observation_space.shape[0], space.shape[0]
+    finally:
+        env.close()
+
+
 def make_env(env_id: str, kwargs: dict[str, Any] | None = None) -> gym.Env:
     """Create a single environment with a continuous (Box) action space."""
     env_id = resolve_env_id(env_id)
+    _check_kwargs(env_id, kwargs or {})
     try:
         with _without_settotalmass_warning():
             env = gym.make(env_id, **(kwargs or {}))
@@ -163,6 +206,10 @@ def make_env(env_id: str, kwargs: dict[str, Any] | None = None) -> gym.Env:
         raise EnvError(f"bad env.kwargs {kwargs!r} for {env_id}: {e}") from None
     except (gym.error.Error, ImportError) as e:
         raise EnvError(f"cannot create {env_id}: {e}") from None
+    except Exception as e:  # the env's constructor refused a value of env.kwargs
+        raise EnvError(
+            f"cannot create {env_id} with env.kwargs {kwargs!r}: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
         raise EnvError(f"{env_id} has a {type(env.action_space).__name__} action space; needs Box")

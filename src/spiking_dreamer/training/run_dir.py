@@ -25,8 +25,15 @@ from spiking_dreamer.config import (
     save_config,
     with_run_settings,
 )
-from spiking_dreamer.errors import CheckpointError, ConfigError, RunDirError
-from spiking_dreamer.training.checkpoint import load_state_file, read_state, save_state_file
+from spiking_dreamer.errors import CheckpointError, ConfigError, OutputPathError, RunDirError
+from spiking_dreamer.files import check_output_dir, nearest_existing
+from spiking_dreamer.training.checkpoint import (
+    has_training_state,
+    load_state_file,
+    read_state,
+    save_state_file,
+)
+from spiking_dreamer.training.preflight import check_memory
 from spiking_dreamer.training.seeding import saved_on
 
 
@@ -45,24 +52,46 @@ def _check_new(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} exists and is not a directory")
     if run_dir.exists() and any(run_dir.iterdir()):
+        if has_training_state(run_dir):
+            raise RunDirError(
+                f"run directory {run_dir} holds a run with a saved training state: continue "
+                f"it with --resume {run_dir}, or choose another --run-dir"
+            )
+        if (run_dir / "config.yaml").is_file():
+            raise RunDirError(
+                f"run directory {run_dir} holds a run that stopped before its first "
+                "training-state save, so it cannot be resumed; to start over, delete it "
+                f"(rm -r {run_dir}) or choose another --run-dir"
+            )
         raise RunDirError(f"run directory {run_dir} is not empty; choose another --run-dir")
 
 
-def prepare_run_dir(run_dir: Path, cfg: Config, need_bytes: int) -> None:
-    """Create a new (or empty) run directory with its resolved ``config.yaml``, after checking
-    that ``need_bytes`` fit on its disk."""
+def check_new_run_dir(run_dir: Path, need_bytes: int) -> None:
+    """Refuse, creating nothing, a run directory that is not new (or empty), cannot be created
+    or written, or whose disk has less than ``need_bytes`` free."""
+    run_dir = Path(run_dir)
     _check_new(run_dir)
     try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    except OSError as e:
-        raise RunDirError(f"cannot write to run directory {run_dir}: {e}") from None
-    free = shutil.disk_usage(run_dir).free
+        check_output_dir(run_dir, "run directory")
+    except OutputPathError as e:
+        raise RunDirError(str(e)) from None
+    free = shutil.disk_usage(nearest_existing(run_dir)).free
     if free < need_bytes:
         raise RunDirError(
             f"{run_dir}: {free / 2**30:.2f} GiB free, but the replay buffer and its checkpoints "
             f"need about {need_bytes / 2**30:.2f} GiB"
         )
+
+
+def prepare_run_dir(run_dir: Path, cfg: Config, need_bytes: int) -> None:
+    """Create a new (or empty) run directory with its resolved ``config.yaml``, after checking
+    that it can be written and that ``need_bytes`` fit on its disk."""
+    check_new_run_dir(run_dir, need_bytes)
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    except OSError as e:
+        raise RunDirError(f"cannot write to run directory {run_dir}: {e}") from None
 
 
 def storage_estimate(obs_dim: int, act_dim: int, transitions: int) -> int:
@@ -79,12 +108,25 @@ def resume_state(
     training state of the run in ``run_dir``."""
     if not run_dir.is_dir():
         raise RunDirError(f"no run directory {run_dir} to resume")
+    if not has_training_state(run_dir):
+        if (run_dir / "config.yaml").is_file():
+            raise RunDirError(
+                f"{run_dir} has no saved training state: the run stopped before its first one "
+                "(a state is saved every train.checkpoint_every env steps and when Ctrl-C stops "
+                "a run at the end of its episode; a second Ctrl-C stops without saving), so it "
+                f"cannot be resumed; to start over, delete it (rm -r {run_dir}) and run the "
+                "same train command again"
+            )
+        raise RunDirError(
+            f"{run_dir} is not a run directory (no config.yaml, no checkpoints/state.pt)"
+        )
     state, used, problems = load_state_file(state_path(run_dir))
     for problem in problems:
         print(f"warning: {problem}; using {used}")
     stored = with_run_settings(state["config"], settings or {})
     cfg = config_from_dict(stored, f"{used} (stored config)")
     check_total_steps(cfg, state)
+    check_memory(cfg, state["env"]["obs_dim"], state["env"]["act_dim"])
     return cfg, state
 
 
@@ -190,7 +232,8 @@ def fork_state(
             f"buffers or optimisers; changeable: {', '.join(FORK_KEYS)}"
         )
     check_total_steps(new, state)
-    _check_new(run_dir)
+    check_memory(new, state["env"]["obs_dim"], state["env"]["act_dim"])
+    check_new_run_dir(run_dir, 0)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "eval.jsonl"):
         if (parent_dir / name).exists():

@@ -1,0 +1,148 @@
+"""What a run is checked for before anything is created or trained.
+
+A value can pass the config's own checks and still fail once the run has started: an
+``env.kwargs`` value the env refuses only when it steps, a batch or buffer too large for the
+machine's memory, a run directory that cannot be written. :func:`check_new_run` checks them all
+for a new run, before its directory exists; :func:`check_memory` alone serves forks, resumes and
+the benchmark.
+
+The memory figure is an estimate (the stored buffers, and the batches and activations one
+update keeps at once): it is there to refuse sizes that cannot fit, not to predict a run's peak.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from spiking_dreamer.config import Config, ConfigError
+from spiking_dreamer.envs import check_env
+
+FLOAT = 4
+"""Bytes per stored value (float32)."""
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes of memory free for a run on ``device`` (host: ``MemAvailable``), or None where
+    it cannot be read."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return None
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _actor_floats(cfg: Config, obs_dim: int, act_dim: int) -> int:
+    """Activations of one actor forward per batch row, as kept for its backward."""
+    a = cfg.actor
+    if a.kind == "mlp":
+        return 2 * sum(a.hidden_sizes) + act_dim
+    encoder = obs_dim * a.encoder_pop_dim
+    return a.spike_ts * (2 * encoder + 4 * sum(a.hidden_sizes) + 4 * act_dim * a.decoder_pop_dim)
+
+
+def _model_floats(cfg: Config, obs_dim: int, act_dim: int) -> int:
+    """Activations of one world-model member's forward per row, as kept for its backward."""
+    wm = cfg.world_model
+    inputs = obs_dim + act_dim
+    if getattr(wm, "kind", "spiking") == "mlp":
+        return inputs + 3 * sum(getattr(wm, "mlp_hidden_sizes", (200,) * 4)) + 2 * (obs_dim + 1)
+    per_step = inputs * wm.pop_dim + 4 * wm.hidden_size * wm.num_blocks
+    return wm.spike_ts * per_step + 2 * (obs_dim + 1)
+
+
+def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
+    """Bytes a run of ``cfg`` needs, by the config key that sets each part: the replay buffer
+    (``train.replay_size``), the dream buffer (``dreaming.buffer_size``), one env step's TD3
+    batches with an update's activations (``td3.batch_size``), a world-model training batch
+    (``world_model.batch_size``), a dream phase's model forward (``dreaming.rollout_batch``)
+    and a value-gradient rollout (``value_gradient.batch_size``)."""
+    row = 2 * obs_dim + act_dim + 2  # obs, next obs, action, reward, done
+    capacity = min(cfg.train.replay_size, cfg.train.total_steps)
+    parts = {"train.replay_size": capacity * row * FLOAT}
+    g = max(cfg.train.updates_per_step, 1)
+    if cfg.dreaming.enabled:
+        g = max(g, cfg.dreaming.updates_per_step)
+    actor = _actor_floats(cfg, obs_dim, act_dim)
+    critic = 2 * 3 * (obs_dim + act_dim + sum(cfg.critic.hidden_sizes))
+    update = 2 * actor + 3 * critic
+    batched = cfg.td3.schedule == "per_env_step" and cfg.td3.batched_targets
+    batch = cfg.td3.batch_size
+    parts["td3.batch_size"] = batch * (g * row + (g if batched else 1) * update) * FLOAT
+    if cfg.dreaming.enabled:
+        d, wm = cfg.dreaming, cfg.world_model
+        members = wm.ensemble_size
+        model = _model_floats(cfg, obs_dim, act_dim)
+        parts["dreaming.buffer_size"] = d.buffer_size * (row + 3) * FLOAT
+        parts["world_model.batch_size"] = wm.batch_size * members * 2 * model * FLOAT
+        rows = min(d.predict_chunk or d.rollout_batch, d.rollout_batch)
+        stored = d.rollout_batch * max(d.horizon, *(d.horizon_schedule[2:] or (1,))) * row
+        parts["dreaming.rollout_batch"] = (rows * members * (model + actor) + stored) * FLOAT
+        vg = cfg.value_gradient
+        if vg.enabled:
+            per = members * model + 2 * actor + 3 * critic
+            parts["value_gradient.batch_size"] = vg.batch_size * vg.horizon * per * FLOAT
+    return parts
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def check_memory(cfg: Config, obs_dim: int, act_dim: int) -> None:
+    """Refuse (:class:`ConfigError`, naming the largest part's key) a config whose buffers and
+    batches cannot fit in the memory free on its device."""
+    device = _device(cfg.train.device)
+    free = available_memory(device)
+    if free is None:
+        return
+    parts = memory_estimate(cfg, obs_dim, act_dim)
+    need = sum(parts.values())
+    if need <= free:
+        return
+    biggest = sorted(parts.items(), key=lambda kv: -kv[1])
+    key = biggest[0][0]
+    section, name = key.split(".")
+    value = getattr(getattr(cfg, section), name)
+    listed = ", ".join(f"{k} {_gib(v)}" for k, v in biggest[:3])
+    raise ConfigError(
+        f"{key}={value}: this run needs about {_gib(need)} of memory ({listed}), but only "
+        f"{_gib(free)} is free on {device}; lower {key}"
+    )
+
+
+def check_new_run(cfg: Config, run_dir: Path | None) -> tuple[int, int]:
+    """Check a new run before anything is created: its env with ``env.kwargs`` (made, reset and
+    stepped once), its device, the memory it needs and, when given, its run directory (new,
+    writable, with disk space for the buffers' checkpoints). Returns the observation and action
+    sizes.
+
+    Raises:
+        UserError: the first problem found (:class:`ConfigError`, :class:`EnvError`,
+            :class:`RunDirError`, ...), naming the key or path.
+    """
+    from spiking_dreamer.training.run_dir import check_new_run_dir, storage_estimate
+    from spiking_dreamer.training.trainer import resolve_device
+
+    resolve_device(cfg.train.device)
+    obs_dim, act_dim = check_env(cfg.env.id, cfg.env.kwargs)
+    check_memory(cfg, obs_dim, act_dim)
+    if run_dir is not None:
+        capacity = min(cfg.train.replay_size, cfg.train.total_steps)
+        dreams = cfg.dreaming.buffer_size if cfg.dreaming.enabled else 0
+        check_new_run_dir(run_dir, storage_estimate(obs_dim, act_dim, capacity + dreams))
+    return obs_dim, act_dim
