@@ -44,6 +44,8 @@ TINY_SETTINGS = [
 ]
 """``--set`` overrides for a CLI run of seconds (no world model settings: baseline arms)."""
 TINY_ARGS = [a for s in TINY_SETTINGS for a in ("--set", s)]
+PENDULUM = [*TINY_SETTINGS, "env.id=Pendulum-v1", "dreaming.enabled=false"]
+"""``--set`` overrides for a Pendulum-v1 baseline run of a second (no MuJoCo)."""
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,3 +126,13 @@ def stopped_and_resumed(cfg: object, run_dir: Path, stop_at: int) -> None:
     first.save_state()
     first.close()
     Trainer.resume(run_dir).run()
+
+
+def pendulum_run(run_dir: Path, *overrides: str) -> Path:
+    """Train a Pendulum-v1 baseline run of :data:`PENDULUM` (default 50 steps) into
+    ``run_dir``; returns it."""
+    from spiking_dreamer.config import load_config
+    from spiking_dreamer.training.trainer import Trainer
+
+    Trainer(load_config(None, [*PENDULUM, "train.total_steps=50", *overrides]), run_dir).run()
+    return run_dir

@@ -97,3 +97,47 @@ def test_export_accepts_a_run_directory(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(export) == 0
     assert out.is_file()
     assert str(run / "checkpoints" / "best.pt") in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- eval in chunks
+
+
+def test_evaluating_in_chunks_gives_the_unchunked_results(tmp_path: Path) -> None:
+    from spiking_dreamer.envs import make_env
+    from spiking_dreamer.training.checkpoint import load_actor
+    from spiking_dreamer.training.evaluate import evaluate, evaluate_episodes
+
+    actor, _ = load_actor(_run_dir(tmp_path) / "checkpoints" / "best.pt")
+    kwargs = {"max_episode_steps": 30}
+    make = lambda: make_env("Pendulum-v1", kwargs)  # noqa: E731
+    whole = evaluate(actor, [make() for _ in range(5)], seed=7)
+    assert evaluate_episodes(actor, make, 5, seed=7) == whole  # one chunk: the same call
+    assert evaluate_episodes(actor, make, 5, seed=7, chunk=2) == whole
+
+
+def test_eval_keeps_a_bounded_number_of_envs_whatever_the_episodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``eval --episodes N`` made N envs at once (memory grew without bound); now at most a
+    chunk's worth exist at any time."""
+    import spiking_dreamer.envs as envs
+    from spiking_dreamer.training.evaluate import EVAL_CHUNK
+
+    live, most = set(), [0]
+    make = envs.make_env
+
+    def counting(env_id, kwargs=None):
+        env = make(env_id, {**(kwargs or {}), "max_episode_steps": 5})
+        live.add(id(env))
+        most[0] = max(most[0], len(live))
+        close = env.close
+        env.close = lambda: (live.discard(id(env)), close())  # type: ignore[method-assign]
+        return env
+
+    monkeypatch.setattr(envs, "make_env", counting)
+    run = _run_dir(tmp_path)
+    episodes = 3 * EVAL_CHUNK + 1
+    assert main(["eval", "--checkpoint", str(run), "--episodes", str(episodes)]) == 0
+    assert f"over {episodes} episodes" in capsys.readouterr().out
+    assert most[0] <= EVAL_CHUNK + 1  # a chunk, and the env the command checks sizes with
+    assert not live  # every env closed

@@ -277,7 +277,9 @@ def test_mlp_reference_actor_trains_and_evaluates(tmp_path: Path) -> None:
     assert data["config"]["actor"]["kind"] == "mlp"
 
 
-def test_bench_measures_every_arm_and_writes_json(tmp_path: Path) -> None:
+def test_bench_measures_every_arm_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from spiking_dreamer.bench import BENCH_KEYS
 
     out = tmp_path / "bench.json"
@@ -289,6 +291,10 @@ def test_bench_measures_every_arm_and_writes_json(tmp_path: Path) -> None:
         ["bench", "--warmup", "120", "--steps", "60", "--repeats", "3", "--out", str(out), *tiny]
     )
     assert code == 0
+    err = capsys.readouterr().err.splitlines()
+    timed = [line for line in err if line.startswith("bench: ") and "env steps/s" in line]
+    assert [line.split(":")[1].strip() for line in timed] == ["mlp", "baseline", "dreaming"]
+    assert err.index("bench: timing mlp ...") < err.index(timed[0])  # printed as it goes
     result = json.loads(out.read_text())
     assert set(result["env_steps_per_s"]) == {"mlp", "baseline", "dreaming"}
     assert all(v > 0 for v in result["env_steps_per_s"].values())

@@ -206,10 +206,13 @@ def run_bench(
     repeats: int = 100,
     compile: bool = False,
     also: dict[str, Config] | None = None,
+    progress: Callable[[str, float | None, float], None] | None = None,
 ) -> dict:
     """Run every loop and part timing (eager, and compiled too if ``compile``); ``also``:
     further dreaming arms by name (other regimes' configs), timed eagerly in the same run.
-    Returns a JSON-ready dict."""
+    ``progress(arm, None, 0)`` is called as an arm starts and ``progress(arm, env steps/s,
+    seconds)`` once it is timed. Returns a JSON-ready dict."""
+    report = progress or (lambda arm, sps, seconds: None)
     loops, parts = {}, {}
     ratios: dict[str, float] = {}
     if compile:  # no background compile workers competing with the timed loops
@@ -220,10 +223,13 @@ def run_bench(
         for compiled in (False, True) if compile else (False,):
             suffix = "_compiled" if compiled else ""
             for arm in ("mlp", "baseline", "dreaming"):
+                report(arm + suffix, None, 0.0)
+                start = time.perf_counter()
                 trainer = _trainer(cfg, arm, warmup, Path(tmp), compiled)
                 loops[arm + suffix] = loop_steps_per_s(trainer, warmup, steps)
                 parts[arm + suffix] = part_timings(trainer, repeats)
                 trainer.close()
+                report(arm + suffix, loops[arm + suffix], time.perf_counter() - start)
             key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
             step = {a: parts[a + suffix][key] for a in ("mlp", "baseline")}
             ratios["popsan_over_mlp_td3_step" + suffix] = step["baseline"] / step["mlp"]
@@ -235,10 +241,13 @@ def run_bench(
             )
     with tempfile.TemporaryDirectory() as tmp:
         for name, other in (also or {}).items():
+            report(name, None, 0.0)
+            start = time.perf_counter()
             trainer = _trainer(other, "dreaming", warmup, Path(tmp) / name, False)
             loops[name] = loop_steps_per_s(trainer, warmup, steps)
             parts[name] = part_timings(trainer, repeats)
             trainer.close()
+            report(name, loops[name], time.perf_counter() - start)
             ratios[f"{name}_over_dreaming_throughput"] = loops[name] / loops["dreaming"]
     if compile:  # each actor at its faster setting: the spiking overhead a user pays
         key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"

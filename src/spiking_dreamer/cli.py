@@ -4,24 +4,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from spiking_dreamer import __version__
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config import MAX_SEED, device_problem, load_config
 from spiking_dreamer.errors import (
+    EXIT_BUG,
+    REPORT_BUG,
     CheckpointError,
     ConfigError,
     EnvError,
+    OutputPathError,
     TrainingDivergedError,
     UserError,
 )
+from spiking_dreamer.files import check_output_file
 from spiking_dreamer.training.stopping import say
 
 EXIT_STOPPED = 75
 """``train`` stopped by SIGINT/SIGTERM with its training state saved: continue with --resume."""
+EXIT_OS_ERROR = 74
+"""The operating system refused something during the work (a full disk, a file gone)."""
+MAX_EPISODES = 10_000
+"""The most ``eval --episodes`` (they run in chunks, so memory does not grow with them)."""
+MAX_FPS = 240.0
+"""The highest ``eval --fps``; a GIF shows at most 100 (its frame delays are in 1/100 s)."""
+MAX_REPS = 100_000
+"""The most ``report --reps`` (bootstrap resamples)."""
 
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
@@ -42,7 +56,26 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def _resume_extras(args: argparse.Namespace) -> list[str]:
+    """The flags given with --resume that a resume does not take."""
+    given = {
+        "--config": args.config,
+        "--seed": args.seed,
+        "--env": args.env,
+        "--run-dir": args.run_dir,
+        "--device": args.device,
+        "--fork-step": args.fork_step,
+    }
+    out = [flag for flag, value in given.items() if value is not None]
+    if args.no_dreaming:
+        out.append("--no-dreaming")
+    if args.set:
+        out.append("--set")
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from spiking_dreamer.training.preflight import check_new_run
     from spiking_dreamer.training.run_dir import default_run_dir
     from spiking_dreamer.training.trainer import Trainer
 
@@ -60,11 +93,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"forked {args.fork} at step {trainer.step} into {run_dir}", file=sys.stderr)
     elif args.resume:
         # a resume keeps what the run trains; how it runs and logs, and its length, may change
-        others = [*args.set, args.config, args.run_dir, args.seed, args.env]
-        if args.no_dreaming or args.device or any(o is not None for o in others):
+        extras = _resume_extras(args)
+        if extras:
             raise ConfigError(
-                "--resume continues with the run's stored config; drop other flags "
-                "(it takes --total-steps, --wandb and --no-progress)"
+                f"--resume continues with the run's stored config and takes only "
+                f"--total-steps, --wandb and --no-progress; drop {', '.join(extras)} "
+                f"(through make: make resume RUN={args.resume})"
             )
         settings: dict[str, object] = {}
         if args.total_steps is not None:
@@ -78,20 +112,60 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming {run_dir} at step {trainer.step}", file=sys.stderr)
     else:
         cfg = load_config(args.config, [*args.set, *_train_overrides(args)])
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(cfg)
+        run_dir = Path(args.run_dir) if args.run_dir is not None else default_run_dir(cfg)
+        check_new_run(cfg, run_dir)  # env, device, memory, run directory: before creating it
         trainer = Trainer(cfg, run_dir)
         print(f"run directory: {run_dir}", file=sys.stderr)
-    summary = trainer.run()
+    try:
+        summary = trainer.run()
+    except KeyboardInterrupt:
+        say(_interrupted(run_dir))
+        raise
     if summary.steps < trainer.cfg.train.total_steps:
         say(f"stopped at step {summary.steps}; continue with --resume {run_dir}", sys.stdout)
         return EXIT_STOPPED
+    has_best = math.isfinite(summary.best_return)
+    best = f"best {summary.best_return:.1f}" if has_best else "no best yet"
     say(
-        f"done: {summary.steps} steps, final eval return {summary.final_return:.1f}, "
-        f"best {summary.best_return:.1f}, {summary.env_steps_per_s:.1f} env steps/s, "
-        f"run directory {summary.run_dir}",
+        f"done: {summary.steps} steps, final eval return {summary.final_return:.1f}, {best}, "
+        f"{summary.env_steps_per_s:.1f} env steps/s, run directory {run_dir}",
         sys.stdout,
     )
+    if not has_best:
+        say(
+            f"no checkpoints/best.pt: the run ended before train.start_steps "
+            f"({trainer.cfg.train.start_steps}), and evaluations of the random warm-up never "
+            "count as best; checkpoints/last.pt holds the final actor",
+            sys.stdout,
+        )
+    say(_next_steps(run_dir, trainer.cfg.log.tensorboard), sys.stdout)
     return 0
+
+
+def _next_steps(run_dir: Path, tensorboard: bool) -> str:
+    """The last line of a finished run: what to do with it."""
+    steps = [
+        f"spiking-dreamer eval --checkpoint {run_dir}",
+        f"spiking-dreamer report {run_dir}",
+    ]
+    if tensorboard:
+        steps.append(f"tensorboard --logdir {run_dir / 'tb'}")
+    return "next: " + "; ".join(steps)
+
+
+def _interrupted(run_dir: Path) -> str:
+    """What a run stopped at once (a second Ctrl-C) leaves, and how to go on."""
+    from spiking_dreamer.training.checkpoint import has_training_state
+
+    if has_training_state(run_dir):
+        return (
+            f"stopped at once; {run_dir} keeps its last saved training state: continue with "
+            f"--resume {run_dir}"
+        )
+    return (
+        f"stopped at once, before the run's first training-state save: {run_dir} cannot be "
+        f"resumed; to start over, delete it (rm -r {run_dir}) and run the same command again"
+    )
 
 
 def _checkpoint_path(arg: str) -> Path:
@@ -99,6 +173,13 @@ def _checkpoint_path(arg: str) -> Path:
     ``checkpoints/best.pt``, else its ``checkpoints/last.pt`` (a note on stderr says which)."""
     path = Path(arg)
     if not path.is_dir():
+        last = path.with_name("last.pt")
+        if path.name == "best.pt" and not path.exists() and last.is_file():
+            raise CheckpointError(
+                f"checkpoint not found: {path}: best.pt is written at the first evaluation "
+                "after train.start_steps (the random warm-up), and this run has none yet; use "
+                f"{last} (or --checkpoint {path.parent.parent}, which falls back to it)"
+            )
         return path  # a file, or a missing path that load_actor reports
     best, last = path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt"
     if best.is_file():
@@ -118,16 +199,46 @@ def _checkpoint_path(arg: str) -> Path:
     )
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    if args.episodes == 0 and not (args.video or args.raster):
-        raise UserError("--episodes 0 (no evaluation) needs --video or --raster")
-    if args.video:
-        from spiking_dreamer import media
+def _check_media_args(args: argparse.Namespace) -> None:
+    """Fail before any work: media formats, their writers, sizes, frame rates and output files
+    (--video, --raster)."""
+    from spiking_dreamer import media
 
-        media.video_format(args.video)
+    if args.video:
+        fmt = media.video_format(args.video)
         media.check_video_writer(args.video)
         if args.video_size:
             media.parse_size(args.video_size)
+        if fmt == ".gif" and args.fps is not None and args.fps > 100:
+            raise UserError(
+                f"--fps {args.fps:g}: a GIF shows at most 100 frames per second (its frame "
+                "delays are in 1/100 s); use an .mp4 or a lower --fps"
+            )
+        check_output_file(args.video, "--video")
+    if args.raster:
+        if Path(args.raster).suffix.lower() not in media.RASTER_FORMATS:
+            raise UserError(f"--raster {args.raster}: the file must end in .png, .svg or .pdf")
+        check_output_file(args.raster, "--raster")
+
+
+def _eval_device(name: str):
+    import torch
+
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.episodes == 0 and not (args.video or args.raster):
+        raise UserError("--episodes 0 (no evaluation) needs --video or --raster")
+    _check_media_args(args)
+    device = _eval_device(args.device)
+    if args.video:
+        from spiking_dreamer import media
+
         media.select_gl_backend()  # sets MUJOCO_GL before MuJoCo is imported
 
     import numpy as np
@@ -135,12 +246,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from spiking_dreamer.envs import make_env, resolve_env_id
     from spiking_dreamer.training.checkpoint import load_actor
-    from spiking_dreamer.training.evaluate import evaluate
-    from spiking_dreamer.training.trainer import resolve_device
+    from spiking_dreamer.training.evaluate import evaluate_episodes
 
     torch.set_num_threads(1)
     checkpoint = _checkpoint_path(args.checkpoint)
-    actor, data = load_actor(checkpoint, resolve_device(args.device))
+    actor, data = load_actor(checkpoint, device)
     if args.energy:
         from spiking_dreamer.export import spiking_actor
 
@@ -153,39 +263,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if env_kwargs and resolve_env_id(env_id) != stored["id"]:
         print(f"note: {env_id} runs with its defaults, not {stored['id']}'s {env_kwargs}")
         env_kwargs = {}
-    envs = [make_env(env_id, env_kwargs) for _ in range(max(args.episodes, 1))]
-    obs_dim = envs[0].observation_space.shape[0]
-    act_dim = envs[0].action_space.shape[0]
-    if (obs_dim, act_dim) != (stored["obs_dim"], stored["act_dim"]):
-        raise EnvError(
-            f"checkpoint {checkpoint} was trained on {stored['id']} (obs {stored['obs_dim']}, "
-            f"act {stored['act_dim']}) but {env_id} has obs {obs_dim}, act {act_dim}"
-        )
-    if args.episodes > 0:
-        returns, lengths = evaluate(actor, envs, args.seed)
-        mean, std = float(np.mean(returns)), float(np.std(returns))
-        print(
-            f"{env_id}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes "
-            f"(mean length {np.mean(lengths):.0f}; checkpoint step {data['step']})"
-        )
-    if args.energy:
-        _print_energy(actor, envs[0], args.seed)
-    if args.video:
-        _write_video(actor, env_id, env_kwargs, args)
-    if args.raster:
-        _write_raster(actor, envs[0], env_id, data["step"], args)
+    env = make_env(env_id, env_kwargs)
+    try:
+        obs_dim = env.observation_space.shape[0]
+        act_dim = env.action_space.shape[0]
+        if (obs_dim, act_dim) != (stored["obs_dim"], stored["act_dim"]):
+            raise EnvError(
+                f"checkpoint {checkpoint} was trained on {stored['id']} (obs "
+                f"{stored['obs_dim']}, act {stored['act_dim']}) but {env_id} has obs {obs_dim}, "
+                f"act {act_dim}"
+            )
+        if args.episodes > 0:
+            returns, lengths = evaluate_episodes(
+                actor, lambda: make_env(env_id, env_kwargs), args.episodes, args.seed
+            )
+            mean, std = float(np.mean(returns)), float(np.std(returns))
+            print(
+                f"{env_id}: return {mean:.1f} ± {std:.1f} over {len(returns)} episodes "
+                f"(mean length {np.mean(lengths):.0f}; checkpoint step {data['step']})"
+            )
+        if args.energy:
+            _print_energy(actor, env, args.seed)
+        if args.video:
+            _write_video(actor, env_id, env_kwargs, args)
+        if args.raster:
+            _write_raster(actor, env, env_id, data["step"], args)
+    finally:
+        env.close()
     return 0
 
 
 def _check_raster(actor, args: argparse.Namespace) -> None:
-    """Fail before any episode: a raster needs a PopSAN actor, matplotlib and a known format."""
+    """Fail before any episode: a raster needs a PopSAN actor and matplotlib."""
     from spiking_dreamer import media
     from spiking_dreamer.errors import import_extra
 
     media.spiking_actor(actor, f"--raster ({args.checkpoint})")
     import_extra("matplotlib", "--raster", "report")
-    if Path(args.raster).suffix.lower() not in media.RASTER_FORMATS:
-        raise UserError(f"--raster {args.raster}: the file must end in .png, .svg or .pdf")
 
 
 def _write_video(actor, env_id: str, env_kwargs: dict, args: argparse.Namespace) -> None:
@@ -237,8 +351,17 @@ def _print_energy(actor, env, seed: int) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from spiking_dreamer.export import export_nir, export_safetensors
+    from spiking_dreamer.export import export_nir, export_safetensors, sidecar_path
 
+    out = Path(args.out)
+    if out.suffix.lower() != f".{args.format}":
+        raise OutputPathError(
+            f"--out {out}: the suffix does not match --format {args.format}; name the file "
+            f"{out.with_suffix('.' + args.format).name}"
+        )
+    check_output_file(out, "--out")
+    if args.format == "nir":
+        check_output_file(sidecar_path(out), "--out (its sidecar)")
     checkpoint = _checkpoint_path(args.checkpoint)
     if args.format == "nir":
         info = export_nir(checkpoint, args.out)
@@ -258,7 +381,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from spiking_dreamer.bench import check_overrides, format_table, run_bench
+    from spiking_dreamer.envs import check_env
+    from spiking_dreamer.training.preflight import check_memory
+    from spiking_dreamer.training.trainer import resolve_device
 
+    if args.out:
+        check_output_file(args.out, "--out")
     check_overrides(args.set)
     overrides = [*args.set, f"train.threads={args.threads}"]
     if args.env:
@@ -267,14 +395,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
         overrides.append(f"train.device={args.device}")
     cfg = load_config(args.config, overrides)
     also = {Path(c).stem: load_config(c, overrides) for c in args.also}
+    for c in [cfg, *also.values()]:
+        resolve_device(c.train.device)
+        check_memory(c, *check_env(c.env.id, c.env.kwargs))
     torch.set_num_threads(args.threads)
-    result = run_bench(cfg, args.warmup, args.steps, args.repeats, args.compile, also)
+    arms = 3 * (2 if args.compile else 1) + len(also)
+    print(
+        f"bench: {arms} arms, each {args.warmup} random steps, untimed training steps, "
+        f"{args.steps} timed steps, then its parts ({args.repeats} repeats)",
+        file=sys.stderr,
+    )
+    result = run_bench(
+        cfg, args.warmup, args.steps, args.repeats, args.compile, also, progress=_bench_progress
+    )
     print(format_table(result))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        from spiking_dreamer.files import atomic_write
+
+        text = json.dumps(result, indent=1) + "\n"
+        atomic_write(Path(args.out), lambda tmp: tmp.write_text(text))
         print(f"wrote {args.out}")
     return 0
+
+
+def _bench_progress(arm: str, steps_per_s: float | None, seconds: float) -> None:
+    """One line per arm on stderr: when it starts, and its loop's speed when it is timed."""
+    if steps_per_s is None:
+        say(f"bench: timing {arm} ...")
+    else:
+        say(f"bench: {arm}: {steps_per_s:.1f} env steps/s (loop); arm timed in {seconds:.0f} s")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -327,11 +476,56 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]``."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            bound = f"be >= {lo}" if hi is None else f"lie in [{lo}, {hi}]"
+            raise argparse.ArgumentTypeError(f"must {bound}, got {value}")
+        return value
+
+    return integer
+
+
+_positive = _int_in(1)
+_seed = _int_in(0, MAX_SEED)
+
+
+def _number_in(lo: float, hi: float, lo_open: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``(lo, hi]`` (``[lo, hi]`` unless ``lo_open``)."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        low_ok = value > lo if lo_open else value >= lo
+        if not (math.isfinite(value) and low_ok and value <= hi):
+            bound = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
+            raise argparse.ArgumentTypeError(f"must lie in {bound}, got {text}")
+        return value
+
+    return number
+
+
+def _path(text: str) -> str:
+    """An argparse type: a path, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    return text
+
+
+def _device(text: str) -> str:
+    """An argparse type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,22 +536,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a PopSAN-TD3 agent")
-    p.add_argument("--config", help="YAML config (e.g. configs/halfcheetah.yaml)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--config", type=_path, help="YAML config (e.g. configs/halfcheetah.yaml)")
+    p.add_argument("--seed", type=_seed, help=f"run seed in [0, {MAX_SEED}], overrides train.seed")
     p.add_argument("--env", help="gymnasium env id, overrides env.id")
     p.add_argument("--no-dreaming", action="store_true", help="model-free baseline")
-    p.add_argument("--total-steps", type=int, help="env steps, overrides train.total_steps")
-    p.add_argument("--run-dir", help="run directory (default runs/<env>__<arm>__s<seed>__<time>)")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--total-steps", type=_positive, help="env steps, overrides train.total_steps")
+    p.add_argument(
+        "--run-dir",
+        type=_path,
+        help="new run directory (default runs/<env>__<arm>__s<seed>__<time>)",
+    )
+    p.add_argument("--device", type=_device, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--wandb", action="store_true", help="mirror metrics to Weights & Biases")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run exactly")
+    p.add_argument("--resume", type=_path, metavar="RUN_DIR", help="continue a stopped run exactly")
     p.add_argument(
         "--fork",
+        type=_path,
         metavar="RUN_DIR",
         help="start a new run (--run-dir) from RUN_DIR's training state with --set changes",
     )
-    p.add_argument("--fork-step", type=int, help="with --fork: the state saved at this env step")
+    p.add_argument(
+        "--fork-step",
+        type=_int_in(0),
+        help="with --fork: the state saved at this env step",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -368,11 +571,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument(
+        "--checkpoint",
+        type=_path,
+        required=True,
+        help="an actor checkpoint (checkpoints/best.pt or last.pt) or a run directory (its "
+        "best.pt, else its last.pt)",
+    )
+    p.add_argument(
+        "--episodes",
+        type=_int_in(0, MAX_EPISODES),
+        default=10,
+        help=f"deterministic episodes to evaluate, in chunks run side by side (default 10, at "
+        f"most {MAX_EPISODES:,}; 0: only --video / --raster)",
+    )
     p.add_argument("--env", help="env id (default: the checkpoint's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="episode i is reset with seed + i (default 0)",
+    )
+    p.add_argument(
+        "--device", type=_device, default="cpu", help="auto | cpu | cuda | cuda:N (default cpu)"
+    )
     p.add_argument(
         "--energy",
         action="store_true",
@@ -381,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--video",
+        type=_path,
         metavar="FILE",
         help="render one deterministic episode offscreen into FILE.gif or FILE.mp4 "
         "(extra 'video'; --episodes 0 skips the evaluation)",
@@ -388,7 +611,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--video-steps", type=_positive, default=1000, metavar="N", help="at most N frames"
     )
-    p.add_argument("--fps", type=float, help="frames per second (default: the env's)")
+    p.add_argument(
+        "--fps",
+        type=_number_in(0, MAX_FPS),
+        help=f"frames per second, > 0 and at most {MAX_FPS:g} (a GIF: 100) (default: the env's)",
+    )
     p.add_argument(
         "--video-size",
         metavar="WxH",
@@ -396,6 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--raster",
+        type=_path,
         metavar="FILE",
         help="draw the PopSAN actor's spike raster and actions into FILE.png (.svg, .pdf)",
     )
@@ -405,19 +633,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="export an actor checkpoint (NIR graph or safetensors)")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--format", choices=["nir", "safetensors"], required=True)
-    p.add_argument("--out", required=True, help="output file (NIR also writes <out>.json)")
+    p.add_argument(
+        "--checkpoint",
+        type=_path,
+        required=True,
+        help="an actor checkpoint, or a run directory (its best.pt, else its last.pt)",
+    )
+    p.add_argument(
+        "--format", choices=["nir", "safetensors"], required=True, help="nir or safetensors"
+    )
+    p.add_argument(
+        "--out",
+        type=_path,
+        required=True,
+        help="output file, FILE.nir or FILE.safetensors (NIR also writes FILE.nir.json)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="throughput of training loops and their parts")
-    p.add_argument("--config", default=None, help="YAML config (default: built-in defaults)")
+    p.add_argument(
+        "--config", type=_path, default=None, help="YAML config (default: built-in defaults)"
+    )
     p.add_argument("--env", help="env id (default HalfCheetah-v5)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--warmup", type=int, default=2000, help="random steps before measuring")
-    p.add_argument("--steps", type=int, default=1000, help="measured loop steps per arm")
-    p.add_argument("--repeats", type=int, default=100, help="repeats of each part timing")
+    p.add_argument(
+        "--threads",
+        type=_int_in(1, 1024),
+        default=1,
+        help="torch intra-op threads (default 1)",
+    )
+    p.add_argument("--device", type=_device, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--warmup", type=_positive, default=2000, help="random steps before measuring")
+    p.add_argument("--steps", type=_positive, default=1000, help="measured loop steps per arm")
+    p.add_argument("--repeats", type=_positive, default=100, help="repeats of each part timing")
     p.add_argument(
         "--compile",
         action="store_true",
@@ -425,26 +672,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--also",
+        type=_path,
         action="append",
         default=[],
         metavar="CONFIG",
         help="another regime's config, timed as a further dreaming arm in the same run "
         "(e.g. configs/halfcheetah_mbpo.yaml beside configs/halfcheetah_value_gradient.yaml)",
     )
-    p.add_argument("--out", help="write the result as JSON")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", type=_path, help="write the result as JSON")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key the benchmark does not set itself (repeatable)",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("sweep", help="multi-seed dreaming/baseline sweep as Ray tasks")
-    p.add_argument("--config", action="append", required=True, help="YAML config (repeatable)")
+    p.add_argument(
+        "--config", type=_path, action="append", required=True, help="YAML config (repeatable)"
+    )
     p.add_argument("--seeds", default="0-4", help="e.g. 0-4, 0,1,2 or 3 (default 0-4)")
     p.add_argument("--arms", default="dreaming,baseline", help="dreaming and/or baseline")
-    p.add_argument("--exp-dir", help="experiment directory (default experiments/<time>)")
+    p.add_argument(
+        "--exp-dir", type=_path, help="experiment directory (default experiments/<time>)"
+    )
     p.add_argument("--address", help="join this Ray cluster (default: start a local instance)")
-    p.add_argument("--cpus-per-run", type=int, default=1, help="CPUs and torch threads per run")
-    p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs per run (may be < 1)")
+    p.add_argument(
+        "--cpus-per-run", type=_positive, default=1, help="CPUs and torch threads per run"
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=_number_in(0, 64, lo_open=False),
+        default=0.0,
+        help="GPUs per run (may be < 1)",
+    )
     p.add_argument("--wandb", action="store_true", help="W&B, runs grouped by experiment")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key in every run, e.g. --set train.total_steps=100000 (repeatable)",
+    )
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser(
@@ -452,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "exp_dirs",
+        type=_path,
         nargs="+",
         metavar="EXP_DIR",
         help="a sweep experiment directory, a train run directory, or a folder of train run "
@@ -459,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
+        type=_path,
         help="output directory (default EXP_DIR/report; several EXP_DIRs: their common parent's "
         "report/)",
     )
@@ -475,8 +748,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps to report returns at, e.g. 100000,300k,1M (default: 100K/300K/1M where "
         "every run has them, and the last common eval step)",
     )
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--reps",
+        type=_int_in(1, MAX_REPS),
+        default=2000,
+        help=f"bootstrap resamples (default 2000, at most {MAX_REPS:,})",
+    )
+    p.add_argument(
+        "--seed", type=_seed, default=0, help=f"bootstrap seed in [0, {MAX_SEED}] (default 0)"
+    )
     p.set_defaults(func=cmd_report)
     return parser
 
@@ -484,8 +764,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 0:
-        parser.error("--episodes must be >= 0 (0: only --video / --raster)")
     try:
         return args.func(args)
     except BrokenPipeError:  # the reader of our output went away; nothing is lost
@@ -499,6 +777,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted")
         return 130
+    except OSError as e:  # the system refused something during the work (a full disk, ...)
+        say(f"error: {e}")
+        return EXIT_OS_ERROR
+    except Exception:
+        say(traceback.format_exc().rstrip())
+        say(f"error: {REPORT_BUG}")
+        return EXIT_BUG
     finally:
         _quiet_broken_streams()
 

@@ -13,6 +13,7 @@ The summaries are the frozen dataclasses of :mod:`.summary`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -77,9 +78,12 @@ def parse_thresholds(specs: Sequence[str]) -> dict[str, tuple[float, ...]]:
             raise ReportError(f"--thresholds {spec!r}: expected ENV=X,Y")
         key, raw = spec.split("=", 1)
         try:
-            out[env_family(key)] = tuple(float(v) for v in raw.split(",") if v.strip())
+            values = tuple(float(v) for v in raw.split(",") if v.strip())
         except ValueError:
             raise ReportError(f"--thresholds {spec!r}: thresholds must be numbers") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ReportError(f"--thresholds {spec!r}: thresholds must be finite numbers")
+        out[env_family(key)] = values
     return out
 
 
@@ -96,8 +100,10 @@ def parse_budgets(spec: str | None) -> list[int] | None:
         mult = {"k": 1_000, "m": 1_000_000}.get(part[-1], 1)
         try:
             out.append(int(float(part[:-1] if mult > 1 else part) * mult))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ReportError(f"--budgets {spec!r}: expected steps like 100000,300k,1M") from None
+        if out[-1] < 1:
+            raise ReportError(f"--budgets {spec!r}: steps must be >= 1")
     return out
 
 
