@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from spiking_dreamer.cli import main
 from spiking_dreamer.config import ConfigError
@@ -24,7 +26,7 @@ from spiking_dreamer.sweep import (
     run_one,
 )
 
-from .helpers import ROOT, TINY
+from .helpers import PENDULUM, ROOT, TINY
 
 HALFCHEETAH = str(ROOT / "configs" / "halfcheetah.yaml")
 
@@ -81,6 +83,87 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(MissingExtraError, match=r"spiking-dreamer\[sweep\]"):
         import_ray()
+
+
+def test_unschedulable_names_what_no_node_has() -> None:
+    from spiking_dreamer.sweep.driver import unschedulable
+
+    two_cpus = [{"CPU": 2.0, "GPU": 0.0}]
+    assert unschedulable(1, 0, two_cpus) is None
+    assert unschedulable(2, 0, two_cpus) is None
+    assert "at most 2 CPUs" in unschedulable(3, 0, two_cpus)
+    assert "no GPU" in unschedulable(1, 1, two_cpus)
+    assert "no GPU" in unschedulable(1, 0.5, [{"CPU": 8.0}])
+    nodes = [{"CPU": 8.0, "GPU": 0.0}, {"CPU": 2.0, "GPU": 1.0}]
+    assert unschedulable(2, 1, nodes) is None
+    assert "fits on no single node" in unschedulable(4, 1, nodes)
+    assert "at most 1 GPUs per node" in unschedulable(1, 2, nodes)
+
+
+def _pendulum_config(tmp_path: Path) -> str:
+    data: dict = {}
+    for text in [*PENDULUM, "train.total_steps=50"]:
+        key, value = text.split("=", 1)
+        section, name = key.split(".")
+        data.setdefault(section, {})[name] = yaml.safe_load(value)
+    path = tmp_path / "pendulum.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_a_sweep_that_could_never_start_is_refused_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--cpus-per-run 3`` on a 2-CPU machine printed ``running 0, pending 2`` forever."""
+    pytest.importorskip("ray")
+    import spiking_dreamer.sweep.driver as driver
+
+    monkeypatch.setattr(driver.os, "cpu_count", lambda: 2)
+    exp = tmp_path / "exp"
+    args = ["sweep", "--config", _pendulum_config(tmp_path), "--seeds", "0-1", "--arms", "baseline"]
+    assert main([*args, "--exp-dir", str(exp), "--cpus-per-run", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--cpus-per-run 3 asks for more than there is: at most 2 CPUs on this machine" in err
+    assert not exp.exists()
+    if not torch.cuda.is_available():
+        assert main([*args, "--exp-dir", str(exp), "--gpus-per-run", "1"]) == 2
+        assert "--gpus-per-run 1 asks for more than there is: no GPU" in capsys.readouterr().err
+        assert not exp.exists()
+
+
+def test_a_sweep_refused_for_a_missing_ray_leaves_no_experiment_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    exp = tmp_path / "exp"
+    args = ["sweep", "--config", _pendulum_config(tmp_path), "--seeds", "0", "--arms", "baseline"]
+    assert main([*args, "--exp-dir", str(exp)]) == 2
+    assert "pip install 'spiking-dreamer[sweep]'" in capsys.readouterr().err
+    assert not exp.exists()
+
+
+def test_a_rerun_with_a_changed_key_says_what_differs_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to mark the finished runs failed in manifest.json and exit 1."""
+    config = _pendulum_config(tmp_path)
+    exp = tmp_path / "exp"
+    specs = plan_runs([config], [0, 1], ["baseline"], [], exp)
+    for spec in specs:  # two finished runs of the original command
+        spec.run_dir.mkdir(parents=True)
+        (spec.run_dir / "config.yaml").write_text(yaml.safe_dump(spec.cfg))
+        (spec.run_dir / "summary.json").write_text(json.dumps({"steps": spec.total_steps}))
+    manifest = {"runs": [{"name": s.name, "status": "done"} for s in specs]}
+    (exp / "manifest.json").write_text(json.dumps(manifest))
+    before = {p: p.stat().st_mtime_ns for p in exp.rglob("*")}
+    args = ["sweep", "--config", config, "--seeds", "0-1", "--arms", "baseline"]
+    assert main([*args, "--exp-dir", str(exp), "--set", "td3.batch_size=64"]) == 2
+    err = capsys.readouterr().err
+    assert "holds runs made with other settings than this command's" in err
+    assert "pendulum__baseline__s0: td3.batch_size: 16 vs 64" in err
+    assert "pendulum__baseline__s1: td3.batch_size: 16 vs 64" in err
+    assert json.loads((exp / "manifest.json").read_text()) == manifest
+    assert {p: p.stat().st_mtime_ns for p in exp.rglob("*")} == before
 
 
 def test_latest_step_reads_the_last_complete_record(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shlex
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from spiking_dreamer.errors import import_extra
+from spiking_dreamer.files import check_output_dir
 from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.report.render import fmt_steps
 from spiking_dreamer.sweep.plan import RunSpec, SweepError, plan_runs
@@ -26,6 +28,7 @@ from spiking_dreamer.sweep.runs import (
     read_json,
     run_dir_state,
     run_one,
+    stored_config_differences,
 )
 
 STATUSES = ("pending", "running", "done", "failed")
@@ -87,6 +90,7 @@ class Sweep:
         self.session = uuid.uuid4().hex
         self.manifest_path = self.exp_dir / "manifest.json"
         self.manifest = self._initial_manifest()
+        self._owns_ray = False
 
     # -- manifest
 
@@ -149,20 +153,96 @@ class Sweep:
 
     def run(self) -> dict[str, Any]:
         """Run every unfinished run; returns the final manifest. KeyboardInterrupt asks the
-        running runs to save their training state and stop (a second one stops at once)."""
-        with _exclusive(self.exp_dir):
-            for sub in ("runs", "logs", "status"):
-                (self.exp_dir / sub).mkdir(parents=True, exist_ok=True)
-            todo = self._skip_finished()
-            self.save()
-            self._print(
-                f"experiment {self.exp_dir}: {len(self.runs)} runs, "
-                f"{len(self.runs) - len(todo)} already done, {len(todo)} to run"
-            )
-            if todo:
-                self._run_tasks(todo)
-            self.save()
+        running runs to save their training state and stop (a second one stops at once).
+
+        Before anything is created or changed (the experiment directory, its manifest, a Ray
+        instance of its own), refuses (:class:`SweepError` and the like): an experiment
+        directory that cannot be written, runs there made with other settings, an env or
+        memory need the runs cannot meet, a missing Ray, and per-run resources no node of the
+        cluster has."""
+        check_output_dir(self.exp_dir, "--exp-dir")
+        self.check_existing_runs()
+        pending = [s for s in self.runs if run_dir_state(s.run_dir, s.total_steps) != "done"]
+        if pending:
+            self.check_runs_fit(pending)
+            ray = import_ray()
+            self.check_resources(ray)
+        try:
+            with _exclusive(self.exp_dir):
+                for sub in ("runs", "logs", "status"):
+                    (self.exp_dir / sub).mkdir(parents=True, exist_ok=True)
+                todo = self._skip_finished()
+                self.save()
+                self._print(
+                    f"experiment {self.exp_dir}: {len(self.runs)} runs, "
+                    f"{len(self.runs) - len(todo)} already done, {len(todo)} to run"
+                )
+                if todo:
+                    self._run_tasks(todo)
+                self.save()
+        finally:
+            if self._owns_ray:
+                import_ray().shutdown()
+                self._owns_ray = False
         return self.manifest
+
+    # -- checks before anything is created
+
+    def check_existing_runs(self) -> None:
+        """Refuse (SweepError) when run directories already in the experiment were made with
+        settings other than this command's, saying what differs; nothing is changed."""
+        differing = []
+        for spec in self.runs:
+            if run_dir_state(spec.run_dir, spec.total_steps) in ("done", "resumable"):
+                diff = stored_config_differences(spec.run_dir, spec.cfg)
+                if diff:
+                    more = f"; ... ({len(diff)} keys)" if len(diff) > 4 else ""
+                    differing.append(f"{spec.name}: {'; '.join(diff[:4])}{more}")
+        if differing:
+            shown = differing[:4] + ([f"... ({len(differing)} runs)"] if len(differing) > 4 else [])
+            raise SweepError(
+                f"--exp-dir {self.exp_dir} holds runs made with other settings than this "
+                f"command's (stored vs now): {' | '.join(shown)}. Nothing was changed; re-run "
+                "the experiment's own command (see its manifest.json), or give another "
+                "--exp-dir for the new settings"
+            )
+
+    def check_runs_fit(self, specs: Sequence[RunSpec]) -> None:
+        """Refuse runs whose env cannot be made and stepped with its ``env.kwargs`` or whose
+        buffers and batches cannot fit in memory (each distinct env checked once)."""
+        from spiking_dreamer.config import config_from_dict
+        from spiking_dreamer.envs import check_env
+        from spiking_dreamer.training.preflight import check_memory
+
+        sizes: dict[str, tuple[int, int]] = {}
+        for spec in specs:
+            env = spec.cfg["env"]
+            key = json.dumps(env, sort_keys=True)
+            if key not in sizes:
+                sizes[key] = check_env(env["id"], env["kwargs"])
+            check_memory(config_from_dict(spec.cfg, f"sweep run {spec.name}"), *sizes[key])
+
+    def _nodes(self, ray: Any) -> list[dict[str, float]]:
+        """Each node's resources: the cluster's (joined now if --address is given or Ray is
+        running), else what a local instance would offer."""
+        if self.address or ray.is_initialized():
+            self._init_ray()
+            return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive", True)]
+        import torch
+
+        cpus = self.num_cpus or os.cpu_count() or 1
+        return [{"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}]
+
+    def check_resources(self, ray: Any) -> None:
+        """Refuse --cpus-per-run / --gpus-per-run that no node of the cluster has: Ray would
+        keep such tasks pending forever."""
+        problem = unschedulable(self.cpus_per_run, self.gpus_per_run, self._nodes(ray))
+        if problem is not None:
+            if self._owns_ray:
+                ray.shutdown()
+                self._owns_ray = False
+            where = f"the Ray cluster at {self.address}" if self.address else "this machine"
+            raise SweepError(f"{problem} on {where}: the runs could never start")
 
     def _skip_finished(self) -> list[RunSpec]:
         """Mark runs whose directory holds every step as done, and runs whose directory holds
@@ -186,10 +266,11 @@ class Sweep:
                 todo.append(spec)
         return todo
 
-    def _init_ray(self) -> tuple[Any, bool]:
+    def _init_ray(self) -> Any:
+        """Ray, joined or started (then owned by this sweep and shut down when it ends)."""
         ray = import_ray()
         if ray.is_initialized():
-            return ray, False
+            return ray
         if self.address:
             ray.init(address=self.address, log_to_driver=False)
         else:
@@ -198,10 +279,11 @@ class Sweep:
                 include_dashboard=False,
                 log_to_driver=False,
             )
-        return ray, True
+        self._owns_ray = True
+        return ray
 
     def _run_tasks(self, todo: list[RunSpec]) -> None:
-        ray, owned = self._init_ray()
+        ray = self._init_ray()
         try:
             self.manifest["ray"] = {
                 "version": ray.__version__,
@@ -232,8 +314,6 @@ class Sweep:
                 raise
         finally:
             self.save()
-            if owned:
-                ray.shutdown()
 
     def _wait(self, ray: Any, refs: dict[Any, RunSpec]) -> None:
         last = 0.0
@@ -329,6 +409,21 @@ class Sweep:
             if r["status"] == "running"
         ]
         return head + (" | " + ", ".join(running) if running else "")
+
+
+def unschedulable(cpus: float, gpus: float, nodes: Sequence[dict[str, float]]) -> str | None:
+    """Why a task asking for ``cpus`` CPUs and ``gpus`` GPUs fits on none of ``nodes`` (each a
+    resource dict, ``{"CPU": 2.0, "GPU": 0.0, ...}``), or None when one has room."""
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return None
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if most_gpus < gpus:
+        have = "no GPU" if most_gpus == 0 else f"at most {most_gpus:g} GPUs per node"
+        return f"--gpus-per-run {gpus:g} asks for more than there is: {have}"
+    if most_cpus < cpus:
+        return f"--cpus-per-run {cpus:g} asks for more than there is: at most {most_cpus:g} CPUs"
+    return f"--cpus-per-run {cpus:g} with --gpus-per-run {gpus:g} fits on no single node"
 
 
 def run_sweep(

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.config import MAX_SEED, ConfigError, load_config
 
 ARMS = ("dreaming", "baseline")
+MAX_SEEDS = 1_000
+"""The most seeds one ``--seeds`` range may name (every run's config is planned up front)."""
 
 
 class SweepError(ConfigError):
@@ -35,7 +37,13 @@ def parse_seeds(spec: str) -> list[int]:
             ) from None
         if lo > hi:
             raise SweepError(f"--seeds {spec!r}: range {part!r} runs backwards")
+        if hi > MAX_SEED:
+            raise SweepError(f"--seeds {spec!r}: seeds must lie in [0, {MAX_SEED}]")
+        if hi - lo >= MAX_SEEDS:  # before the range is built
+            raise SweepError(f"--seeds {spec!r}: at most {MAX_SEEDS:,} seeds")
         seeds.extend(range(lo, hi + 1))
+        if len(seeds) > MAX_SEEDS:
+            raise SweepError(f"--seeds {spec!r}: at most {MAX_SEEDS:,} seeds")
     if len(set(seeds)) != len(seeds):
         raise SweepError(f"--seeds {spec!r}: a seed appears twice")
     return seeds

@@ -100,13 +100,19 @@ def config_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[s
     return out
 
 
-def check_stored_config(run_dir: Path, cfg: dict[str, Any]) -> None:
-    """Raise SweepError when ``run_dir/config.yaml`` is not the sweep's config for this run."""
+def stored_config_differences(run_dir: Path, cfg: dict[str, Any]) -> list[str]:
+    """How ``run_dir/config.yaml`` differs from the sweep's config ``cfg`` for this run
+    (:func:`config_differences`); a SweepError when it cannot be read."""
     try:
         stored = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    except (OSError, yaml.YAMLError, ConfigError) as e:
+    except (OSError, ValueError, yaml.YAMLError, ConfigError) as e:
         raise SweepError(f"{run_dir}: cannot read its config.yaml ({e})") from None
-    diff = config_differences(stored.to_dict(), cfg)
+    return config_differences(stored.to_dict(), cfg)
+
+
+def check_stored_config(run_dir: Path, cfg: dict[str, Any]) -> None:
+    """Raise SweepError when ``run_dir/config.yaml`` is not the sweep's config for this run."""
+    diff = stored_config_differences(run_dir, cfg)
     if diff:
         raise SweepError(
             f"{run_dir} was made with another config ({'; '.join(diff[:5])}"
