@@ -134,8 +134,92 @@ def test_parsers_and_formatting() -> None:
 def test_read_evals_skips_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "eval.jsonl"
     path.write_text('{"step": 0, "return_mean": 1.5}\n{"step": 100, "return_mean": 2}\n{"step": 2')
-    assert read_evals(path) == ([0, 100], [1.5, 2.0])
+    problems: list[str] = []
+    assert read_evals(path, problems) == ([0, 100], [1.5, 2.0])
+    assert problems == []  # a live run is writing the last line: no warning
     assert read_evals(tmp_path / "missing.jsonl") == ([], [])
+
+
+def test_read_evals_warns_of_malformed_and_binary_lines(tmp_path: Path) -> None:
+    path = tmp_path / "eval.jsonl"
+    good = '{"step": 0, "return_mean": 1.5}\n'
+    path.write_bytes((good + "not json\n" + '{"step": 5}\n').encode() + b"\xff\xfe\n")
+    problems: list[str] = []
+    assert read_evals(path, problems) == ([0], [1.5])
+    (warning,) = problems
+    assert warning.startswith(f"{path}: skipped what is not an evaluation record: line 2 (")
+    assert "line 3 (KeyError" in warning
+    assert "line 4 (not UTF-8 text)" in warning
+    path.write_bytes(bytes(range(256)) * 4)  # binary throughout
+    problems.clear()
+    assert read_evals(path, problems) == ([], [])
+    assert "not UTF-8 text" in problems[0]
+
+
+def test_report_of_a_run_with_a_binary_eval_log_warns_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = tmp_path / "exp"
+    _write_run(exp, "ant__baseline__s0", "Ant-v5", 100, [0, 100], [1.0, 2.0])
+    log = exp / "runs" / "ant__baseline__s0" / "eval.jsonl"
+    log.write_bytes(log.read_bytes() + b"\x00\x9a\xff\n")
+    assert main(["report", str(exp), "--reps", "50"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"note: ant__baseline__s0: {log}: skipped what is not an evaluation record: line 3" in err
+    )
+    assert "Traceback" not in err
+    assert "skipped what is not an evaluation record" in (exp / "report" / "report.md").read_text()
+
+
+# ----------------------------------------------------------------------------- the figure
+
+
+def _task(thresholds: tuple[float, ...], task: str = "HalfCheetah-v5"):
+    from spiking_dreamer.report.summary import ArmSummary, CurvePoint, TaskSummary
+
+    curve = tuple(CurvePoint(s, r, (r - 50, r + 50), 2) for s, r in ((0, 0.0), (5000, 400.0)))
+    arm = ArmSummary((0, 1), ("a", "b"), curve, (), (), None)
+    return TaskSummary(
+        task,
+        "HalfCheetah-v5",
+        ("HalfCheetah-v5",),
+        thresholds,
+        (),
+        5000,
+        {"baseline": arm},
+        None,
+        None,
+    )
+
+
+def test_figure_title_names_the_env_once_and_fits() -> None:
+    pytest.importorskip("matplotlib")
+    from spiking_dreamer.report.render import figure_title, task_figure
+
+    assert figure_title(_task(())) == "HalfCheetah-v5"  # a train run: the task is its env id
+    assert figure_title(_task((), "halfcheetah_mbpo")) == "HalfCheetah-v5 (halfcheetah_mbpo)"
+    fig = task_figure(_task((8000.0, 10000.0), "halfcheetah_one_step_dreams"), [])
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    title = fig.axes[0].title
+    assert title.get_text() == "HalfCheetah-v5 (halfcheetah_one_step_dreams)"
+    box, page = title.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0  # not cut
+    assert box.x1 <= page.x1
+
+
+def test_threshold_lines_only_when_the_curves_come_near() -> None:
+    pytest.importorskip("matplotlib")
+    from spiking_dreamer.report.render import task_figure, thresholds_shown
+
+    assert thresholds_shown([8000, 10000], [-300, 0, 450]) == []  # an early curve
+    assert thresholds_shown([8000, 10000], [0, 4000, 7500]) == [8000]
+    assert thresholds_shown([8000, 10000], [0, 9500]) == [8000, 10000]
+    assert thresholds_shown([3000], []) == []
+    fig = task_figure(_task((8000.0, 10000.0)), [])
+    top = fig.axes[0].get_ylim()[1]
+    assert top < 1000  # the early curve keeps the axis: no line at 8K flattens it
 
 
 # ----------------------------------------------------------------------------- a synthetic report

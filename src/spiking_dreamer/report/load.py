@@ -51,6 +51,8 @@ class RunData:
     total_steps: int | None
     steps: list[int] = field(default_factory=list)
     returns: list[float] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
+    """Warnings about its files (lines of ``eval.jsonl`` skipped)."""
 
     def at(self, step: int) -> float:
         """The mean eval return at ``step`` (which must be one of ``steps``)."""
@@ -72,24 +74,45 @@ class Experiment:
     """The resolved input paths."""
 
 
-def read_evals(path: Path) -> tuple[list[int], list[float]]:
-    """Steps and mean returns of ``eval.jsonl`` (a torn last line of a live run is skipped;
-    a missing file gives two empty lists)."""
-    steps, returns = [], []
+def read_evals(path: Path, problems: list[str] | None = None) -> tuple[list[int], list[float]]:
+    """Steps and mean returns of ``eval.jsonl`` (a missing file gives two empty lists).
+
+    A torn last line (no newline yet: a live run is writing it) is skipped silently; any other
+    line that is not an evaluation record (not UTF-8, not JSON, without ``step`` and
+    ``return_mean``, or not after the line before) is skipped with a warning appended to
+    ``problems``, naming the file and the lines.
+    """
+    steps: list[int] = []
+    returns: list[float] = []
     try:
-        lines = path.read_text().splitlines()
+        data = path.read_bytes()
     except OSError:
         return steps, returns
-    for line in lines:
-        try:
-            rec = json.loads(line)
-            step, ret = int(rec["step"]), float(rec["return_mean"])
-        except (ValueError, KeyError, TypeError):
+    lines = data.split(b"\n")
+    skipped: list[str] = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
-        if steps and step <= steps[-1]:  # keep the log monotonic
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+            step, ret = int(rec["step"]), float(rec["return_mean"])
+            if steps and step <= steps[-1]:  # keep the log monotonic
+                raise ValueError(f"step {step} does not follow step {steps[-1]}")
+        except UnicodeDecodeError:
+            skipped.append(f"line {number} (not UTF-8 text)")
+            continue
+        except (ValueError, KeyError, TypeError) as e:
+            if number == len(lines):  # no newline after it: being written
+                continue
+            skipped.append(f"line {number} ({type(e).__name__}: {str(e)[:60]})")
             continue
         steps.append(step)
         returns.append(ret)
+    if skipped and problems is not None:
+        more = f", ... ({len(skipped)} lines)" if len(skipped) > 3 else ""
+        problems.append(
+            f"{path}: skipped what is not an evaluation record: {', '.join(skipped[:3])}{more}"
+        )
     return steps, returns
 
 
@@ -100,9 +123,24 @@ def _finished(run_dir: Path, total: int | None) -> bool:
         return False
     try:
         summary = json.loads(summary_file.read_text())
-    except ValueError:
+    except (OSError, ValueError):
         return False
-    return total is None or summary.get("steps", -1) >= total
+    if not isinstance(summary, dict):
+        return False
+    steps = summary.get("steps", -1)
+    return total is None or (isinstance(steps, int) and steps >= total)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a mapping; a :class:`ReportError` naming the file when it
+    cannot be read (not UTF-8, not YAML, not a mapping)."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ReportError(f"{path}: cannot read it: {type(e).__name__}: {e}") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path}: not a config (a mapping), got {type(data).__name__}")
+    return data
 
 
 def _sweep_entries(exp_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -112,9 +150,17 @@ def _sweep_entries(exp_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any] 
     if manifest_path.exists():
         try:
             manifest = json.loads(manifest_path.read_text())
-        except ValueError as e:
+        except (OSError, ValueError) as e:
             raise ReportError(f"{manifest_path}: not valid JSON ({e})") from None
-        return list(manifest.get("runs", [])), manifest
+        runs = manifest.get("runs", []) if isinstance(manifest, dict) else None
+        keys = ("name", "config", "arm", "seed", "run_dir")
+        if not isinstance(runs, list) or not all(
+            isinstance(r, dict) and all(k in r for k in keys) for r in runs
+        ):
+            raise ReportError(
+                f"{manifest_path}: not a sweep manifest (needs 'runs', each with {', '.join(keys)})"
+            )
+        return list(runs), manifest
     entries = []
     for d in sorted((exp_dir / "runs").glob("*")):
         m = _RUN_NAME.match(d.name)
@@ -137,11 +183,13 @@ def _sweep_run(exp_dir: Path, e: dict[str, Any]) -> RunData:
     run_dir = exp_dir / e["run_dir"]
     env_id, total = e.get("env_id"), e.get("total_steps")
     cfg_file = run_dir / "config.yaml"
-    if cfg_file.exists():
-        cfg = yaml.safe_load(cfg_file.read_text()) or {}
-        env_id = cfg.get("env", {}).get("id", env_id)
-        total = cfg.get("train", {}).get("total_steps", total)
-    steps, returns = read_evals(run_dir / "eval.jsonl")
+    if cfg_file.is_file():
+        cfg = _read_yaml(cfg_file)
+        env, train = cfg.get("env"), cfg.get("train")
+        env_id = env.get("id", env_id) if isinstance(env, dict) else env_id
+        total = train.get("total_steps", total) if isinstance(train, dict) else total
+    problems: list[str] = []
+    steps, returns = read_evals(run_dir / "eval.jsonl", problems)
     if not run_dir.is_dir():
         status = "missing"
     elif _finished(run_dir, total):
@@ -162,6 +210,7 @@ def _sweep_run(exp_dir: Path, e: dict[str, Any]) -> RunData:
         total_steps=total,
         steps=steps,
         returns=returns,
+        problems=tuple(problems),
     )
 
 
@@ -194,18 +243,19 @@ def read_train_run(run_dir: Path) -> RunData:
     without those keys.
     """
     cfg_file = run_dir / "config.yaml"
+    cfg = _read_yaml(cfg_file)
     try:
-        cfg = yaml.safe_load(cfg_file.read_text()) or {}
         env_id = str(cfg["env"]["id"])
         seed = int(cfg["train"]["seed"])
         total = cfg["train"].get("total_steps")
         arm = "dreaming" if cfg["dreaming"]["enabled"] else "baseline"
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ReportError(
             f"{cfg_file}: not a train run config (needs env.id, train.seed and "
             f"dreaming.enabled): {type(e).__name__}: {e}"
         ) from None
-    steps, returns = read_evals(run_dir / "eval.jsonl")
+    problems: list[str] = []
+    steps, returns = read_evals(run_dir / "eval.jsonl", problems)
     return RunData(
         name=run_dir.name,
         task=env_id,
@@ -217,6 +267,7 @@ def read_train_run(run_dir: Path) -> RunData:
         total_steps=total,
         steps=steps,
         returns=returns,
+        problems=tuple(problems),
     )
 
 

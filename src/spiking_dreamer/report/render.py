@@ -4,7 +4,8 @@ What :func:`~spiking_dreamer.report.write.write_report` writes, each file atomic
 (:func:`spiking_dreamer.files.atomic_write`):
 
 * ``curves_<task>.png`` / ``.svg``: mean eval return across seeds per arm with a 95% bootstrap
-  confidence band (thin lines: single seeds);
+  confidence band (thin lines: single seeds; dotted: the return thresholds the curves come
+  near);
 * ``report.md``: per task a Markdown table ready for the README (steps to return thresholds,
   return at step budgets, cross-seed variance at the final common step), the variance ratio
   baseline/dreaming, IQM and probability of improvement (rliable; Agarwal et al., NeurIPS
@@ -82,10 +83,30 @@ def _slug(text: str) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def plot_task(task: TaskSummary, runs: Sequence[RunData], out_dir: Path) -> list[Path]:
-    """Draw the learning curves of ``task`` (mean and band per arm, thin lines for the single
-    ``runs``) into ``out_dir/curves_<task>.png`` and ``.svg``; returns the two paths.
-    Raises :class:`~spiking_dreamer.errors.MissingExtraError` without matplotlib."""
+def figure_title(task: TaskSummary) -> str:
+    """The env id, and the task (a config's name) where it differs: ``HalfCheetah-v5
+    (halfcheetah_mbpo)``; a train run's task is its env id, named once."""
+    return task.env_id if task.task == task.env_id else f"{task.env_id} ({task.task})"
+
+
+NEAR = 0.15
+"""A threshold line is drawn when it lies within this share of the curves' range (or of their
+top value, if larger) of them."""
+
+
+def thresholds_shown(thresholds: Sequence[float], values: Sequence[float]) -> list[float]:
+    """The return thresholds worth a line: those the plotted ``values`` come near (within
+    :data:`NEAR` of their range), so that a far threshold does not flatten an early curve."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return []
+    lo, hi = min(finite), max(finite)
+    margin = NEAR * max(hi - lo, abs(hi), 1e-9)
+    return [x for x in thresholds if lo - margin <= x <= hi + margin]
+
+
+def task_figure(task: TaskSummary, runs: Sequence[RunData]) -> Any:
+    """The learning-curve figure of ``task`` (a matplotlib ``Figure`` on an Agg canvas)."""
     import_extra("matplotlib", "report figures", "report")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -94,12 +115,15 @@ def plot_task(task: TaskSummary, runs: Sequence[RunData], out_dir: Path) -> list
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    plotted: list[float] = []
     for arm, data in task.arms.items():
         color = ARM_COLOR.get(arm)
         for r in runs:
             if r.arm == arm and r.steps:
                 ax.plot(r.steps, r.returns, color=color, alpha=0.2, linewidth=0.7)
+                plotted += r.returns
         if data.curve:
+            plotted += [v for c in data.curve for v in (c.mean, *c.ci95)]
             x = [c.step for c in data.curve]
             ax.plot(
                 x,
@@ -116,15 +140,33 @@ def plot_task(task: TaskSummary, runs: Sequence[RunData], out_dir: Path) -> list
                 alpha=0.25,
                 linewidth=0,
             )
-    for x in task.thresholds:
+    for x in thresholds_shown(task.thresholds, plotted):
         ax.axhline(x, color="grey", linestyle=":", linewidth=0.8)
-    ax.set_title(f"{task.env_id} ({task.task}): mean eval return, 95% bootstrap CI")
+        ax.annotate(
+            fmt_threshold(x),
+            (0, x),
+            xycoords=("axes fraction", "data"),
+            xytext=(2, 2),
+            textcoords="offset points",
+            fontsize=7,
+            color="grey",
+        )
+    ax.set_title(figure_title(task))
     ax.set_xlabel("env steps")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_steps(v, exact=False)))
-    ax.set_ylabel("eval return")
+    ax.set_ylabel("mean eval return (band: 95% bootstrap CI)")
     ax.grid(alpha=0.3)
     if task.arms:
         ax.legend(loc="best")
+    return fig
+
+
+def plot_task(task: TaskSummary, runs: Sequence[RunData], out_dir: Path) -> list[Path]:
+    """Draw the learning curves of ``task`` (mean and band per arm, thin lines for the single
+    ``runs``; return thresholds the curves come near) into ``out_dir/curves_<task>.png`` and
+    ``.svg``; returns the two paths. Raises
+    :class:`~spiking_dreamer.errors.MissingExtraError` without matplotlib."""
+    fig = task_figure(task, runs)
     base = out_dir / f"curves_{_slug(task.task)}"
     png, svg = base.with_suffix(".png"), base.with_suffix(".svg")
     atomic_write(png, lambda t: fig.savefig(t, format="png", dpi=150, metadata={"Software": None}))
@@ -240,8 +282,9 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], fields: Sequence[st
 
 
 def notes(report: Report) -> list[str]:
-    """Runs that are not done or have no evaluations, and tasks with a note."""
-    out = []
+    """Files with skipped lines, runs that are not done or have no evaluations, and tasks with
+    a note."""
+    out = [f"{r.name}: {p}" for r in report.runs for p in r.problems]
     for r in report.runs:
         last = fmt_steps(r.steps[-1]) if r.steps else "none"
         total = fmt_steps(r.total_steps) if r.total_steps else "?"
