@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic, build_actor
 from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer
@@ -53,6 +52,7 @@ from spiking_dreamer.training.checkpoint import (
 )
 from spiking_dreamer.training.evaluate import evaluate, firing_rates
 from spiking_dreamer.training.logger import MetricsLogger
+from spiking_dreamer.training.progress import RunProgress, run_phases
 from spiking_dreamer.training.run_dir import (
     check_state_fits,
     fork_state,
@@ -62,7 +62,7 @@ from spiking_dreamer.training.run_dir import (
     storage_estimate,
 )
 from spiking_dreamer.training.seeding import restore_rng_state, rng_state, seed_everything
-from spiking_dreamer.training.stopping import QuietStream, StopRequest, say
+from spiking_dreamer.training.stopping import StopRequest, say
 
 __all__ = ["RunDirError", "RunSummary", "Trainer", "TrainingDivergedError", "resolve_device"]
 
@@ -75,6 +75,16 @@ class RunSummary:
     best_return: float
     env_steps_per_s: float
     wall_time_s: float
+
+
+def _json_value(value: Any) -> Any:
+    """A summary value as JSON other readers parse: a path as text, -inf/NaN as null (no best
+    evaluation yet)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _due(step: int, every: int, start: int) -> bool:
@@ -159,28 +169,19 @@ class Trainer:
         of the episode, with its training state saved (``summary.steps`` < ``total_steps``)."""
         total, progress = self.cfg.train.total_steps, self.cfg.log.progress
         self.begin()
-        bar = tqdm(
-            total=total,
-            initial=self.step,
-            disable=not progress,
-            unit="step",
-            dynamic_ncols=True,
-            desc=f"{self.env_id} s{self.cfg.train.seed}",
-            file=QuietStream(sys.stderr),
-        )
+        desc, phases = f"{self.env_id} s{self.cfg.train.seed}", run_phases(self.cfg)
+        bar = RunProgress(total, self.step, phases, desc, enabled=progress)
         try:
             with self._stop.installed():
                 while self.step < total:
-                    if self.advance():
-                        sps = self.env_steps_per_s()
-                        bar.update(self.step - bar.n)
-                        bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_return:.0f}")
-                        if not progress:  # one line per log interval, for log files
-                            say(
-                                f"step {self.step:,}/{total:,}  eval return "
-                                f"{self.last_return:.1f}  {sps:.0f} env steps/s",
-                                sys.stdout,
-                            )
+                    logged = self.advance()
+                    bar.update(self.step, self.last_return)  # redraws on a timer
+                    if logged and not progress:  # one line per log interval, for log files
+                        say(
+                            f"step {self.step:,}/{total:,}  eval return "
+                            f"{self.last_return:.1f}  {self.env_steps_per_s():.0f} env steps/s",
+                            sys.stdout,
+                        )
                     if self._stop.requested and self._needs_reset:
                         self.save_state()
                         break
@@ -195,8 +196,8 @@ class Trainer:
             self.run_dir, self.step, self.last_return, self.best_return, self.step / wall, wall
         )
         self.close()
-        record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()}
-        (self.run_dir / "summary.json").write_text(json.dumps(record))
+        record = {k: _json_value(v) for k, v in asdict(summary).items()}
+        (self.run_dir / "summary.json").write_text(json.dumps(record, allow_nan=False))
         return summary
 
     def begin(self) -> None:
