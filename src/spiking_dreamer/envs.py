@@ -175,6 +175,11 @@ def check_env(env_id: str, kwargs: dict[str, Any] | None = None) -> tuple[int, i
         EnvError: the env cannot be made, reset or stepped, or yields non-finite values.
     """
     env_id = resolve_env_id(env_id)
+    if "render_mode" in (kwargs or {}):
+        raise EnvError(
+            f"env.kwargs.render_mode for {env_id}: a run renders nothing (a window would need "
+            "a display); leave it out and render a trained actor with eval --video"
+        )
     env = make_env(env_id, kwargs)
     try:
         dt = getattr(env.unwrapped, "dt", None)

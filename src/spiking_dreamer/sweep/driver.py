@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import shlex
+import socket
 import sys
 import time
 import uuid
@@ -272,7 +273,13 @@ class Sweep:
         if ray.is_initialized():
             return ray
         if self.address:
-            ray.init(address=self.address, log_to_driver=False)
+            check_reachable(self.address)
+            try:
+                ray.init(address=self.address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise SweepError(
+                    f"--address {self.address}: cannot join the cluster: {e}"
+                ) from None
         else:
             ray.init(
                 num_cpus=self.num_cpus or os.cpu_count(),
@@ -409,6 +416,22 @@ class Sweep:
             if r["status"] == "running"
         ]
         return head + (" | " + ", ".join(running) if running else "")
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse (SweepError) a ``--address host:port`` (or ``ray://host:port``) that accepts no
+    connection within ``timeout_s``: joining it would wait for a long time. ``auto`` and
+    addresses without a port are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise SweepError(
+            f"--address {address}: no Ray cluster answers there ({e.strerror or e}); start one "
+            "with 'ray start --head', or leave --address out to start a local instance"
+        ) from None
 
 
 def unschedulable(cpus: float, gpus: float, nodes: Sequence[dict[str, float]]) -> str | None:
