@@ -1,24 +1,41 @@
 # Two commands: `make train` (set up and run the main job) and `make test` (set up and run the tests).
+# `make resume RUN=runs/<run>` continues a stopped run.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/halfcheetah.yaml
 SEED ?= 0
 ARGS ?=
+RUN ?=
 
-.PHONY: train test lint bench-baseline clean
+.PHONY: train resume test lint bench-baseline clean
 
 # torch==2.13.0 is installed first (a CPU wheel); the project's range torch>=2.4 is then satisfied
 # and pip pulls no CUDA build.
 $(BIN)/.installed: pyproject.toml
+	@echo "setup: creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "setup: upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "setup: installing torch 2.13.0, the CPU wheel (about 200 MB; the longest step)"
 	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@echo "setup: installing spiking-dreamer with its dev and wandb extras (gymnasium, MuJoCo, ray, ...)"
 	$(BIN)/python -m pip install --quiet -e '.[dev,wandb]'
+	@echo "setup: done; the CLI is $(BIN)/spiking-dreamer"
 	touch $@
 
 train: $(BIN)/.installed
 	$(BIN)/spiking-dreamer train --config $(CONFIG) --seed $(SEED) $(ARGS)
+
+# A resume keeps the run's stored config: no --config or --seed. ARGS may add --total-steps N,
+# --no-progress or --wandb.
+ifneq ($(filter resume,$(MAKECMDGOALS)),)
+ifeq ($(strip $(RUN)),)
+$(error make resume needs RUN=<run directory>, e.g. make resume RUN=runs/HalfCheetah-v5__dreaming__s0__<time>)
+endif
+endif
+resume: $(BIN)/.installed
+	$(BIN)/spiking-dreamer train --resume $(RUN) $(ARGS)
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check src tests scripts benchmarks
