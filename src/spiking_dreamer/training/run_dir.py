@@ -72,7 +72,7 @@ def check_new_run_dir(run_dir: Path, need_bytes: int) -> None:
     run_dir = Path(run_dir)
     _check_new(run_dir)
     try:
-        check_output_dir(run_dir, "run directory")
+        check_output_dir(run_dir, f"cannot write to run directory {run_dir}")
     except OutputPathError as e:
         raise RunDirError(str(e)) from None
     free = shutil.disk_usage(nearest_existing(run_dir)).free
