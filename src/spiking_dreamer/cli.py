@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spiking_dreamer import __version__
 from spiking_dreamer.config import MAX_SEED, device_problem, load_config
@@ -25,6 +26,9 @@ from spiking_dreamer.errors import (
 )
 from spiking_dreamer.files import check_output_file
 from spiking_dreamer.training.stopping import say
+
+if TYPE_CHECKING:
+    import torch
 
 EXIT_STOPPED = 75
 """``train`` stopped by SIGINT/SIGTERM with its training state saved: continue with --resume."""
@@ -221,7 +225,8 @@ def _check_media_args(args: argparse.Namespace) -> None:
         check_output_file(args.raster, "--raster")
 
 
-def _eval_device(name: str):
+def _eval_device(name: str) -> torch.device:
+    """``eval --device``: a CUDA device only where CUDA is available."""
     import torch
 
     if name.startswith("cuda") and not torch.cuda.is_available():
