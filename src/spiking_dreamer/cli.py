@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spiking_dreamer import __version__
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.errors import (
     CheckpointError,
     ConfigError,
@@ -34,7 +34,7 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     }
     out = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.no_dreaming:
-        out.append("dreaming.enabled=false")
+        out.append("world_model.use=none")
     if args.wandb:
         out.append("log.wandb=true")
     if args.no_progress:

@@ -6,7 +6,7 @@
   good training state is kept, so the run can be resumed.
 
 Each concrete class also derives from the builtin it refines (``ValueError``, ``ImportError``,
-...), so ``except ValueError`` keeps working for library callers.
+...), so ``except ValueError`` (and the like) catches them for library callers.
 """
 
 from __future__ import annotations

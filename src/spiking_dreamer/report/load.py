@@ -6,7 +6,7 @@ A report reads one or more paths, each one of :data:`LAYOUTS`:
   a manifest, ``runs/<task>__<arm>__s<seed>/``; the task is the config's file stem;
 * a ``spiking-dreamer train`` run directory (``config.yaml`` with ``eval.jsonl`` or
   ``checkpoints/``); its stored config gives the env id (the task), the seed and the arm
-  (``dreaming.enabled``: ``dreaming``, else ``baseline``);
+  (``world_model.use`` other than ``none``: ``dreaming``, else ``baseline``);
 * a folder whose sub-directories are train run directories.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from spiking_dreamer.config_loading import upgrade_old_keys
 from spiking_dreamer.errors import ConfigError
 
 _RUN_NAME = re.compile(r"^(?P<task>.+)__(?P<arm>dreaming|baseline)__s(?P<seed>\d+)$")
@@ -138,7 +139,7 @@ def _sweep_run(exp_dir: Path, e: dict[str, Any]) -> RunData:
     env_id, total = e.get("env_id"), e.get("total_steps")
     cfg_file = run_dir / "config.yaml"
     if cfg_file.exists():
-        cfg = yaml.safe_load(cfg_file.read_text()) or {}
+        cfg = upgrade_old_keys(yaml.safe_load(cfg_file.read_text()) or {})[0]
         env_id = cfg.get("env", {}).get("id", env_id)
         total = cfg.get("train", {}).get("total_steps", total)
     steps, returns = read_evals(run_dir / "eval.jsonl")
@@ -188,22 +189,23 @@ def is_train_run_dir(path: Path) -> bool:
 def read_train_run(run_dir: Path) -> RunData:
     """One train run directory as a run of the task named by its env id.
 
-    Reads ``env.id``, ``train.seed``, ``train.total_steps`` and ``dreaming.enabled`` from its
-    ``config.yaml`` (arm ``dreaming`` or ``baseline``); ``done`` when ``summary.json`` says
-    every step was trained, else ``unfinished``. Raises :class:`ReportError` for a config
-    without those keys.
+    Reads ``env.id``, ``train.seed``, ``train.total_steps`` and ``world_model.use`` from its
+    ``config.yaml`` (arm ``dreaming`` when it uses a model, else ``baseline``; an older
+    config's ``dreaming.enabled`` is read as its ``world_model.use``); ``done`` when
+    ``summary.json`` says every step was trained, else ``unfinished``. Raises
+    :class:`ReportError` for a config without those keys.
     """
     cfg_file = run_dir / "config.yaml"
     try:
-        cfg = yaml.safe_load(cfg_file.read_text()) or {}
+        cfg = upgrade_old_keys(yaml.safe_load(cfg_file.read_text()) or {})[0]
         env_id = str(cfg["env"]["id"])
         seed = int(cfg["train"]["seed"])
         total = cfg["train"].get("total_steps")
-        arm = "dreaming" if cfg["dreaming"]["enabled"] else "baseline"
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as e:
+        arm = "baseline" if cfg["world_model"]["use"] == "none" else "dreaming"
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, ConfigError) as e:
         raise ReportError(
             f"{cfg_file}: not a train run config (needs env.id, train.seed and "
-            f"dreaming.enabled): {type(e).__name__}: {e}"
+            f"world_model.use): {type(e).__name__}: {e}"
         ) from None
     steps, returns = read_evals(run_dir / "eval.jsonl")
     return RunData(

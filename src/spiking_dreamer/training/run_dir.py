@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer.config import (
-    FORK_KEYS,
-    Config,
+from spiking_dreamer.config import FORK_KEYS, Config
+from spiking_dreamer.config_loading import (
     apply_overrides,
     config_from_dict,
     flatten_keys,
@@ -32,7 +31,7 @@ from spiking_dreamer.training.seeding import saved_on
 
 def default_run_dir(cfg: Config) -> Path:
     """``<log.run_root>/<env>__<arm>__s<seed>__<date-time>``."""
-    arm = "dreaming" if cfg.dreaming.enabled else "baseline"
+    arm = "dreaming" if cfg.uses_model else "baseline"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(cfg.log.run_root) / f"{cfg.env.id}__{arm}__s{cfg.train.seed}__{stamp}"
 
@@ -170,13 +169,6 @@ def fork_state(
         if idle:
             raise ConfigError(
                 f"{parent_dir} is a --no-dreaming run: {', '.join(idle)} would change nothing"
-            )
-    if not new.value_gradient.enabled:
-        idle = [k for k in changed if k.startswith("value_gradient.")]
-        if idle:
-            raise ConfigError(
-                f"{parent_dir} does not learn through the model (value_gradient.enabled: "
-                f"false): {', '.join(idle)} would change nothing"
             )
     if "train.device" in changed:
         raise ConfigError(
