@@ -28,7 +28,7 @@ import torch
 
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
 from spiking_dreamer.bench import median_ms
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.provenance import result_header
 

@@ -1,11 +1,11 @@
-"""Fingerprint of a short dreaming run and its ``--no-dreaming`` baseline, for refactors that
-must not change behaviour.
+"""Fingerprint of a short dreaming run, its ``--no-dreaming`` baseline and a value-gradient run,
+for refactors that must not change behaviour.
 
-Trains both arms for ``--steps`` env steps on HalfCheetah-v5 (small networks, dreams from step
-1,500), then hashes every tensor and value of the saved training state (networks, targets,
-optimisers, buffers, world model, generators, counters; however the state nests them) and
-every logged metric except timings. Two commits behave the same when their fingerprints are
-equal::
+Trains each arm for ``--steps`` env steps on HalfCheetah-v5 (small networks, dreams or
+distribution rollouts from step 1,500), then hashes every tensor and value of the saved
+training state (networks, targets, optimisers, buffers, world model, generators, counters;
+however the state nests them) and every logged metric except timings. Two commits behave the
+same when their fingerprints are equal::
 
     python benchmarks/behaviour_fingerprint.py --out before.json          # on the old commit
     python benchmarks/behaviour_fingerprint.py --compare before.json      # on the new one
@@ -66,10 +66,22 @@ def _multiset_digest(leaves: list[bytes]) -> str:
     return h.hexdigest()[:16]
 
 
+VALUE_GRADIENT = [
+    *(s for s in SETTINGS if not s.startswith("dreaming.")),
+    "world_model.use=value_gradient",
+    "value_gradient.start_step=1500",
+    "value_gradient.batch_size=32",
+    "value_gradient.distribution_starts=64",
+    "td3.policy_delay=1",
+]
+ARMS = {"dreaming": SETTINGS, "baseline": SETTINGS, "value_gradient": VALUE_GRADIENT}
+"""Each arm's settings; ``baseline`` adds ``--no-dreaming``."""
+
+
 def fingerprint(steps: int, arm: str, root: Path) -> dict[str, str]:
     run_dir = root / arm
     argv = ["train", "--run-dir", str(run_dir), "--total-steps", str(steps), "--no-progress"]
-    argv += [a for s in SETTINGS for a in ("--set", s)]
+    argv += [a for s in ARMS[arm] for a in ("--set", s)]
     if arm == "baseline":
         argv.append("--no-dreaming")
     if cli_main(argv) != 0:
@@ -98,7 +110,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        prints = {arm: fingerprint(args.steps, arm, Path(tmp)) for arm in ("dreaming", "baseline")}
+        prints = {arm: fingerprint(args.steps, arm, Path(tmp)) for arm in ARMS}
     record = {
         **result_header("behaviour_fingerprint", threads=1),
         "steps": args.steps,

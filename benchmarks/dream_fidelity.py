@@ -38,7 +38,7 @@ from world_model import spearman
 
 from spiking_dreamer.agent import TwinQCritic, build_actor
 from spiking_dreamer.buffers import ReplayBuffer
-from spiking_dreamer.config import config_from_dict
+from spiking_dreamer.config_loading import config_from_dict
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.provenance import result_header
@@ -64,9 +64,10 @@ def main() -> int:
     parser.add_argument("--horizon", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--transition",
-        choices=["sample", "elite_mean"],
-        help="dreaming.transition to dream with (default: the run's)",
+        "--member",
+        "--transition",  # its older name, with "sample" for random_elite
+        choices=["random_elite", "elite_mean", "sample"],
+        help="dreaming.member to dream with (default: the run's)",
     )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -86,8 +87,9 @@ def main() -> int:
             return 2
         state = found[0]
     cfg = config_from_dict(state["config"], f"{ckpt} (stored config)")
-    if args.transition:
-        cfg = cfg.replace(dreaming={"transition": args.transition})
+    if args.member:
+        member = "random_elite" if args.member == "sample" else args.member
+        cfg = cfg.replace(dreaming={"member": member})
     if state["dreaming"] is None:
         print(f"{args.run} is not a dreaming run", file=sys.stderr)
         return 2
@@ -137,7 +139,7 @@ def main() -> int:
     calibrated = None
     with torch.no_grad():
         for h in range(args.horizon):
-            action, next_obs, reward, u, done = dreamer.imagine_step(dream_obs)
+            (action, next_obs, reward, u, _), done = dreamer.imagine_step(dream_obs)
             if calibrated is None:
                 calibrated = torch.quantile(u, dc.target_acceptance).item()
             alive = alive & (u <= calibrated * dc.threshold_decay**h)

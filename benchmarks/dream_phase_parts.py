@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from spiking_dreamer.bench import median_ms
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
 

@@ -2,20 +2,21 @@
 
 Value-gradient learning (``spiking_dreamer.dreaming.value_gradient``) pushes the actor along
 ``d s' / d a`` and ``d r / d a`` of the world model, computed through the spiking model's
-surrogate gradients. This measures, per state, the cosine similarity between that Jacobian (of
-the elites' mean prediction, ``[O, A]``) and the real one, estimated in MuJoCo by central finite
-differences: the simulator is put back into the recorded full state (``qpos`` including the
-x position the observation leaves out, ``qvel`` and the solver's warm start), each action
-dimension is perturbed by ``±eps`` (clipped to the bounds; the difference is divided by the
-actual step) and the env is stepped once from the same state.
+surrogate gradients (or the MLP kind's exact ones). This measures, per state, the cosine
+similarity between that Jacobian (of the elites' mean prediction, ``[O, A]``) and the real one,
+estimated in MuJoCo by central finite differences: the simulator is put back into the recorded
+full state (``qpos`` including the x position the observation leaves out, ``qvel`` and the
+solver's warm start), each action dimension is perturbed by ``±eps`` (clipped to the bounds;
+the difference is divided by the actual step) and the env is stepped once from the same state.
 
 Sources of model and states:
 
 * ``--state PATH`` (a run's ``checkpoints/state.pt``): the run's world model; states visited by
   the run's actor with its exploration noise, at the actor's noisy actions;
 * otherwise: states visited by a uniformly random policy, at random actions; the world model is
-  trained here (``configs/halfcheetah.yaml`` architecture) for ``--train-steps`` gradient steps on
-  ``--random-steps`` random-policy transitions, a proxy for an early-run model.
+  trained here (``configs/halfcheetah.yaml`` architecture, ``--kind spiking | mlp``) for
+  ``--train-steps`` gradient steps on ``--random-steps`` random-policy transitions, a proxy for
+  an early-run model; both kinds see the same states with the same ``--seed``.
 
 Reported per state (mean, median, quartiles over states): cosine of the flattened ``d s'/d a``
 in raw units (dominated by the large velocity entries), the same with each row divided by the
@@ -47,12 +48,12 @@ from torch import Tensor
 
 from spiking_dreamer.agent import build_actor
 from spiking_dreamer.buffers import Batch, ReplayBuffer
-from spiking_dreamer.config import config_from_dict, load_config
-from spiking_dreamer.dreaming.value_gradient import model_transition
+from spiking_dreamer.config_loading import config_from_dict, load_config
+from spiking_dreamer.dreaming.model_env import model_transition
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_state_file
-from spiking_dreamer.world_model import ModelTrainer, SpikingEnsembleModel
+from spiking_dreamer.world_model import EnsembleDynamicsModel, ModelTrainer, build_world_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,7 +116,7 @@ def env_jacobian(
 
 
 def model_jacobians(
-    model: SpikingEnsembleModel, obs: Tensor, action: Tensor, eps: float
+    model: EnsembleDynamicsModel, obs: Tensor, action: Tensor, eps: float
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Surrogate-gradient and finite-difference Jacobians of the elites' mean prediction:
     ``d s'/d a`` ``[N, O, A]`` and ``d r/d a`` ``[N, A]`` each."""
@@ -152,7 +153,7 @@ def train_model_on_random_data(cfg, rec: dict, steps: int, seed: int) -> tuple:
     obs_dim, act_dim = len(rec["obs"][0]), len(rec["action"][0])
     wm = dataclasses.replace(cfg.world_model, patience=10**9, holdout_every=max(steps // 10, 1))
     torch.manual_seed(seed)
-    model = SpikingEnsembleModel(obs_dim, act_dim, wm)
+    model = build_world_model(obs_dim, act_dim, wm)
     buf = ReplayBuffer(len(rec["obs"]), obs_dim, act_dim)
     f32 = lambda k: torch.as_tensor(np.asarray(rec[k]), dtype=torch.float32)  # noqa: E731
     batch = Batch(f32("obs"), f32("action"), f32("reward"), f32("next_obs"), f32("done"))
@@ -170,6 +171,12 @@ def main() -> int:
     parser.add_argument("--random-steps", type=int, default=20_000)
     parser.add_argument("--train-steps", type=int, default=2_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--kind",
+        choices=["spiking", "mlp"],
+        default="spiking",
+        help="world-model kind trained on random data (without --state)",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -188,7 +195,7 @@ def main() -> int:
         actor = build_actor(obs_dim, torch.as_tensor(low), torch.as_tensor(high), cfg.actor)
         actor.load_state_dict(state["actor"])
         actor.eval()
-        model = SpikingEnsembleModel(obs_dim, act_dim, cfg.world_model)
+        model = build_world_model(obs_dim, act_dim, cfg.world_model)
         model.load_state_dict(state["dreaming"]["model"])
         model.eval()
         noise, half = cfg.td3.exploration_noise, (high - low) / 2
@@ -202,7 +209,7 @@ def main() -> int:
         source += str(state["counters"]["step"])
         info = {"state": args.state, "state_step": state["counters"]["step"]}
     else:
-        cfg = load_config(ROOT / "configs" / "halfcheetah.yaml")
+        cfg = load_config(ROOT / "configs" / "halfcheetah.yaml", [f"world_model.kind={args.kind}"])
         env = make_env(cfg.env.id, cfg.env.kwargs)
         low, high = env.action_space.low, env.action_space.high
 
@@ -215,7 +222,8 @@ def main() -> int:
         info = {
             "model": (
                 f"trained here for {args.train_steps} gradient steps on {args.random_steps} "
-                "random-policy transitions (configs/halfcheetah.yaml world_model)"
+                f"random-policy transitions (configs/halfcheetah.yaml world_model, kind "
+                f"{args.kind})"
             ),
             "model_training": metrics,
             "train_seconds": time.time() - t0,

@@ -31,7 +31,8 @@ import torch
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.buffers import Batch, ReplayBuffer
-from spiking_dreamer.config import Config, TD3Config, load_config
+from spiking_dreamer.config import Config, TD3Config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.provenance import result_header
 
@@ -111,8 +112,8 @@ def _parts(agent: TD3, batches: list[Batch], repeats: int) -> dict[str, float]:
             batches
         ),
         "one_critic_step": lambda: agent._critic_step(obs_n, b.action, target),
-        "one_actor_step": lambda: agent._actor_step(b.obs, obs_n),
-        "one_polyak_update_of_both_targets": lambda: agent.update_targets(agent.cfg.tau),
+        "one_actor_step": lambda: agent.actor_update(b),
+        "one_polyak_update_of_both_targets": lambda: agent._update_targets(agent.cfg.tau),
     }
     return {name: median_ms(fn, repeats, warmup=2) for name, fn in parts.items()}
 

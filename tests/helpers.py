@@ -44,7 +44,7 @@ TINY_SETTINGS = [
 ]
 """``--set`` overrides for a CLI run of seconds (no world model settings: baseline arms)."""
 TINY_ARGS = [a for s in TINY_SETTINGS for a in ("--set", s)]
-PENDULUM = [*TINY_SETTINGS, "env.id=Pendulum-v1", "dreaming.enabled=false"]
+PENDULUM = [*TINY_SETTINGS, "env.id=Pendulum-v1", "world_model.use=none"]
 """``--set`` overrides for a Pendulum-v1 baseline run of a second (no MuJoCo)."""
 
 
@@ -131,7 +131,7 @@ def stopped_and_resumed(cfg: object, run_dir: Path, stop_at: int) -> None:
 def pendulum_run(run_dir: Path, *overrides: str) -> Path:
     """Train a Pendulum-v1 baseline run of :data:`PENDULUM` (default 50 steps) into
     ``run_dir``; returns it."""
-    from spiking_dreamer.config import load_config
+    from spiking_dreamer.config_loading import load_config
     from spiking_dreamer.training.trainer import Trainer
 
     Trainer(load_config(None, [*PENDULUM, "train.total_steps=50", *overrides]), run_dir).run()

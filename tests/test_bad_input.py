@@ -415,7 +415,7 @@ def test_a_run_stopped_at_once_before_its_first_save_says_how_to_start_over(
     """A double Ctrl-C before the first state save left a directory that could be neither
     resumed nor reused, and neither message said why."""
     from spiking_dreamer.cli import _interrupted
-    from spiking_dreamer.config import load_config
+    from spiking_dreamer.config_loading import load_config
     from spiking_dreamer.errors import RunDirError
     from spiking_dreamer.training.trainer import Trainer
 

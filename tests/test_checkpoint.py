@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spiking_dreamer.config import Config, config_from_dict
+from spiking_dreamer.config import Config
+from spiking_dreamer.config_loading import config_from_dict
 from spiking_dreamer.training.checkpoint import (
     CheckpointError,
     actor_checkpoint,

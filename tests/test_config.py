@@ -9,14 +9,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spiking_dreamer.config import (
-    KIND_DEFAULTS,
-    SPIKING_ONLY_KEYS,
-    Config,
-    ConfigError,
-    config_from_dict,
-    load_config,
-)
+from spiking_dreamer.config import KIND_DEFAULTS, SPIKING_ONLY_KEYS, Config, ConfigError
+from spiking_dreamer.config_loading import config_from_dict, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -67,7 +61,7 @@ def test_shipped_configs_load(path: Path) -> None:
 def test_one_step_dreams_config_is_the_benchmark_variant() -> None:
     cfg = load_config(CONFIGS / "halfcheetah_one_step_dreams.yaml")
     seed = load_config(CONFIGS / "halfcheetah.yaml")
-    assert (cfg.dreaming.horizon, cfg.dreaming.transition) == (1, "elite_mean")
+    assert (cfg.dreaming.horizon, cfg.dreaming.member) == (1, "elite_mean")
     assert (cfg.dreaming.updates_per_step, cfg.dreaming.real_ratio) == (3, 0.6667)
     assert cfg.dreaming.start_step == seed.dreaming.start_step
     for part in ("env", "td3", "actor", "critic", "world_model", "train"):

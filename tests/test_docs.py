@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from spiking_dreamer.config import Config, flatten_keys
+from spiking_dreamer.config import Config
+from spiking_dreamer.config_loading import flatten_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DOC = ROOT / "docs" / "configuration.md"

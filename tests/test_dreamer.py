@@ -314,7 +314,7 @@ def test_elite_mean_transition_averages_the_elites_without_sampling() -> None:
     # Gaussian head's log-variances must not add noise
     sigma = torch.tensor([[0.5, 0.5, 0.5], [10.0, 10.0, 10.0], [1.0, 2.0, 2.0]])
     model = FakeModel(offsets=(-1.0, 7.0, 3.0), logvar=2 * sigma.log())
-    cfg = dcfg(rollout_batch=16, horizon=2, transition="elite_mean")
+    cfg = dcfg(rollout_batch=16, horizon=2, member="elite_mean")
     _, dreams, _, _ = run_phase(cfg, [1.0, -2.0, 0.5], model)
     data = stored(dreams)
     key = data.obs[:, 0]
@@ -322,7 +322,7 @@ def test_elite_mean_transition_averages_the_elites_without_sampling() -> None:
     assert torch.equal(data.next_obs[:, 0], key)
     assert torch.equal(data.next_obs[:, 1] - data.obs[:, 1], key)
     assert torch.equal(data.reward, 10.0 + key)
-    assert DreamingConfig().transition == "sample"  # the seed's (MBPO's) default
+    assert DreamingConfig().member == "random_elite"  # the seed's (MBPO's) default
 
 
 def test_rejected_branch_never_reappears() -> None:

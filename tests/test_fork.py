@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from spiking_dreamer.cli import main
-from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.config import ConfigError
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.checkpoint import CheckpointError, read_state
 from spiking_dreamer.training.trainer import Trainer
 
@@ -68,7 +69,7 @@ def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
     the forked dreaming settings (a fork after it keeps the parent's dreams in its buffer)."""
     base = [*RESUME_ARGS, "dreaming.start_step=550"]  # first dream phase after the fork step
     changes = ["dreaming.horizon=1", "dreaming.updates_per_step=3", "dreaming.real_ratio=0.6667"]
-    changes.append("dreaming.transition=elite_mean")
+    changes.append("dreaming.member=elite_mean")
     cfg = load_config(ROOT / "configs/halfcheetah.yaml", base)
     Trainer(cfg, tmp_path / "parent").run()
     Trainer.fork(tmp_path / "parent", tmp_path / "child", changes, step=RESUME_STEPS - 100).run()
@@ -88,7 +89,7 @@ def test_fork_before_the_first_dream_phase_equals_a_run_with_those_settings(
 
 
 def test_fork_of_a_baseline_refuses_dreaming_settings(tmp_path: Path) -> None:
-    args = [*RESUME_ARGS, "dreaming.enabled=false", "train.total_steps=200"]
+    args = [*RESUME_ARGS, "world_model.use=none", "train.total_steps=200"]
     Trainer(load_config(ROOT / "configs/halfcheetah.yaml", args), tmp_path / "parent").run()
     with pytest.raises(ConfigError, match=r"--no-dreaming run: dreaming\.horizon would change"):
         Trainer.fork(tmp_path / "parent", tmp_path / "child", ["dreaming.horizon=1"])
@@ -102,7 +103,7 @@ def test_fork_of_a_baseline_refuses_dreaming_settings(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("actor.hidden_sizes=[32]", "cannot change actor.hidden_sizes"),
-        ("dreaming.enabled=false", "cannot change dreaming.enabled"),
+        ("world_model.use=none", "cannot change world_model.use"),
         ("td3.actor_lr=0.01", "cannot change td3.actor_lr"),
         ("train.total_steps=300", "below the saved state's step"),
         ("train.device=cuda", "keeps its parent's train.device"),
@@ -155,7 +156,7 @@ def test_growing_a_run_equals_a_longer_run_from_the_start(
 
 def test_cli_resume_takes_more_total_steps(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    args = [*RESUME_ARGS, "train.total_steps=100", "dreaming.enabled=false"]
+    args = [*RESUME_ARGS, "train.total_steps=100", "world_model.use=none"]
     Trainer(load_config(ROOT / "configs/halfcheetah.yaml", args), run).run()
     assert main(["train", "--resume", str(run), "--total-steps", "150"]) == 0
     assert final_state(run)["counters"]["step"] == 150

@@ -4,7 +4,8 @@ resumes, sweeps and bench use are derived from it and equal the lists written ou
 from __future__ import annotations
 
 from spiking_dreamer.bench import BENCH_KEYS
-from spiking_dreamer.config import FORK_KEYS, KEY_RULES, RUN_SETTINGS, Config, flatten_keys
+from spiking_dreamer.config import FORK_KEYS, KEY_RULES, RUN_SETTINGS, Config
+from spiking_dreamer.config_loading import flatten_keys
 from spiking_dreamer.sweep.runs import _IGNORED_KEYS
 
 LOG = [f"log.{k}" for k in Config().log.__dataclass_fields__]
@@ -33,7 +34,7 @@ OLD_FORK_KEYS = {
             "calibrate_threshold",
             "uncertainty",
             "uncertainty_members",
-            "transition",
+            "member",
             "penalty",
             "exploration_noise",
             "real_ratio",
@@ -47,7 +48,7 @@ OLD_FORK_KEYS = {
 """``FORK_KEYS`` as ``training/trainer.py`` wrote it out before the keys declared it."""
 NEW_FORK_KEYS = {
     *("td3.schedule", "td3.actor_updates_per_step", "td3.batched_targets", "td3.target_tau_per"),
-    *(k for k in KEY_RULES if k.startswith("value_gradient.") and k != "value_gradient.enabled"),
+    *(k for k in KEY_RULES if k.startswith("value_gradient.")),
     "dreaming.predict_chunk",
 }
 
@@ -58,7 +59,7 @@ def test_every_key_has_a_rule() -> None:
 
 def test_the_fork_keys_are_the_old_list_plus_the_new_settings() -> None:
     assert set(FORK_KEYS) == OLD_FORK_KEYS | NEW_FORK_KEYS
-    assert "value_gradient.enabled" not in FORK_KEYS  # it shapes the saved state
+    assert "world_model.use" not in FORK_KEYS  # it shapes the saved state
 
 
 def test_run_settings_are_logging_threads_compile_the_run_length_and_the_predict_chunk() -> None:
@@ -79,7 +80,8 @@ def test_bench_keys_are_the_old_table() -> None:
         "dreaming.start_step": "--warmup",
         "train.eval_every": "nothing (no evaluation while timing)",
         "actor.kind": "nothing (it times both actors)",
-        "dreaming.enabled": "nothing (it times both arms)",
+        "world_model.use": "nothing (it times both arms)",
+        "value_gradient.start_step": "--warmup",
     }
 
 

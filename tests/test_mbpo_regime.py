@@ -4,7 +4,6 @@ running trainer, rollouts per env step, and exact resume."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import torch
 
 from spiking_dreamer.agent import PopSpikingActor
 from spiking_dreamer.buffers import Batch, ReplayBuffer
-from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.config import ConfigError
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.dreaming import DreamBuffer, DreamEngine
 from spiking_dreamer.training.trainer import Trainer
 
@@ -34,7 +34,7 @@ def test_the_regime_configs_load_with_mbpo_settings(name: str) -> None:
     per_step = cfg.dreaming.rollout_batch / cfg.dreaming.every
     assert per_step == 400  # MBPO's rollouts per env step
     # the real-only control at the same G: the same file with --no-dreaming
-    control = load_config(ROOT / "configs" / name, ["dreaming.enabled=false"])
+    control = load_config(ROOT / "configs" / name, ["world_model.use=none"])
     assert control.td3 == cfg.td3
     assert control.updates_per_step(dreams_in_batch=False) == 20
 
@@ -156,7 +156,7 @@ def test_a_dream_update_ratio_that_would_never_apply_is_refused() -> None:
     # 0 (inherit) or the same G is fine; with dreaming off nothing is checked
     load_config(None, ["dreaming.real_ratio=1.0", "train.updates_per_step=3"])
     load_config(
-        None, ["dreaming.real_ratio=1.0", "dreaming.enabled=false", "dreaming.updates_per_step=3"]
+        None, ["dreaming.real_ratio=1.0", "world_model.use=none", "dreaming.updates_per_step=3"]
     )
 
 
@@ -170,4 +170,4 @@ def test_one_rule_for_the_number_of_updates(
         None, [f"train.updates_per_step={train_g}", f"dreaming.updates_per_step={dream_g}"]
     )
     assert (cfg.updates_per_step(False), cfg.updates_per_step(True)) == (before, after)
-    assert dataclasses.replace(cfg.dreaming, enabled=False).updates_per_step == dream_g
+    assert cfg.replace(world_model={"use": "none"}).dreaming.updates_per_step == dream_g

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.progress import RunProgress, format_seconds, run_phases
 
 from .helpers import ROOT
@@ -26,7 +26,7 @@ def test_phases_of_the_shipped_configs() -> None:
         (10_000, "training"),
         (50_000, "training + dreams"),
     ]
-    base = load_config(ROOT / "configs" / "halfcheetah.yaml", ["dreaming.enabled=false"])
+    base = load_config(ROOT / "configs" / "halfcheetah.yaml", ["world_model.use=none"])
     assert run_phases(base)[-1] == (10_000, "training")
     vg = load_config(ROOT / "configs" / "halfcheetah_value_gradient.yaml")
     assert run_phases(vg)[-1][1] == "training through the model"

@@ -25,14 +25,14 @@ def _train(run_dir: Path, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def train_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``runs/`` with two real baseline runs (seeds 0, 1) and a copy of seed 0 relabelled as a
-    dreaming run (its config says ``dreaming.enabled: true``)."""
+    dreaming run (its config says ``world_model.use: dreams``)."""
     root = tmp_path_factory.mktemp("train") / "runs"
     _train(root / "base_s0", 0)
     _train(root / "base_s1", 1)
     dream = root / "dream_s0"
     shutil.copytree(root / "base_s0", dream)
     cfg = yaml.safe_load((dream / "config.yaml").read_text())
-    cfg["dreaming"]["enabled"] = True
+    cfg["world_model"]["use"] = "dreams"
     (dream / "config.yaml").write_text(yaml.safe_dump(cfg))
     return root
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.config import ConfigError
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file
 from spiking_dreamer.training.trainer import Trainer
 
@@ -143,7 +144,7 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
     from spiking_dreamer.training.trainer import TrainingDivergedError
 
     # random actions throughout, so the NaN actor the NaN critic makes never acts
-    overrides = [*RESUME_ARGS, "dreaming.enabled=false", "train.start_steps=1000"]
+    overrides = [*RESUME_ARGS, "world_model.use=none", "train.start_steps=1000"]
     cfg = load_config(ROOT / "configs/halfcheetah.yaml", overrides)
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.begin()
@@ -166,7 +167,7 @@ def test_non_finite_td3_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
 def test_a_non_finite_action_stops_the_run_before_the_env_steps(tmp_path: Path) -> None:
     from spiking_dreamer.training.trainer import TrainingDivergedError
 
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.enabled=false"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "world_model.use=none"])
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.begin()
     while trainer.step < 160:
@@ -214,7 +215,7 @@ def test_unwritable_run_dir_is_reported_before_training(tmp_path: Path) -> None:
 
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.enabled=false"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "world_model.use=none"])
     with pytest.raises(RunDirError, match="cannot write to run directory"):
         Trainer(cfg, blocker / "run")
 
@@ -229,7 +230,7 @@ def test_too_little_disk_for_the_buffer_is_reported(
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(10**6, 10**6 - 1000, 1000))
-    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "dreaming.enabled=false"])
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*RESUME_ARGS, "world_model.use=none"])
     with pytest.raises(RunDirError, match="GiB free, but the replay buffer"):
         Trainer(cfg, tmp_path / "run")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from spiking_dreamer.cli import EXIT_STOPPED, main
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.checkpoint import load_state_file
 from spiking_dreamer.training.trainer import Trainer
 
@@ -81,7 +81,7 @@ def test_a_stopped_run_says_how_to_resume_and_exits_with_its_own_code(tmp_path: 
 
 
 def _cfg(*overrides: str):
-    return load_config(None, [*TINY_SETTINGS, "dreaming.enabled=false", *overrides])
+    return load_config(None, [*TINY_SETTINGS, "world_model.use=none", *overrides])
 
 
 def test_the_summary_of_a_resumed_run_covers_the_whole_run(tmp_path: Path) -> None:

@@ -57,8 +57,8 @@ def test_plan_runs_names_and_overrides(tmp_path: Path) -> None:
     r = runs[1]
     assert r.run_dir == tmp_path / "runs" / "halfcheetah__dreaming__s3"
     assert r.cfg["train"]["seed"] == 3
-    assert r.cfg["dreaming"]["enabled"] is True
-    assert runs[2].cfg["dreaming"]["enabled"] is False
+    assert r.cfg["world_model"]["use"] == "dreams"
+    assert runs[2].cfg["world_model"]["use"] == "none"
     assert r.cfg["log"]["progress"] is False
     assert r.cfg["train"]["threads"] == 4  # the user's --set wins over --cpus-per-run
     assert (
@@ -186,7 +186,7 @@ def _evals(run_dir: Path) -> list[int]:
 
 @pytest.mark.mujoco
 def test_run_one_resumes_restarts_skips_and_checks_the_config(tmp_path: Path) -> None:
-    from spiking_dreamer.config import config_from_dict
+    from spiking_dreamer.config_loading import config_from_dict
     from spiking_dreamer.training.checkpoint import read_state
     from spiking_dreamer.training.trainer import Trainer
 

@@ -14,7 +14,8 @@ import torch
 from spiking_dreamer.agent import TD3, MLPActor, PopSpikingActor, TwinQCritic
 from spiking_dreamer.agent.td3 import compounded_tau, polyak_update
 from spiking_dreamer.buffers import Batch
-from spiking_dreamer.config import Config, ConfigError, TD3Config, load_config
+from spiking_dreamer.config import Config, ConfigError, TD3Config
+from spiking_dreamer.config_loading import load_config
 
 from .helpers import TINY_ACTOR, tiny_td3
 
@@ -214,13 +215,13 @@ def test_actor_steps_use_the_last_batches_in_order(g: int, k: int) -> None:
     agent = _agent(cfg)
     batches = [_batch(seed=s) for s in range(g)]
     seen: list[int] = []
-    act = agent._actions_with_penalty
+    act = agent._actions_and_penalty
 
-    def spy(obs: torch.Tensor) -> torch.Tensor:
+    def spy(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         seen.append(next(i for i, b in enumerate(batches) if b.obs is obs))
         return act(obs)
 
-    agent._actions_with_penalty = spy  # type: ignore[method-assign]
+    agent._actions_and_penalty = spy  # type: ignore[method-assign]
     agent.update_env_step(batches)
     assert seen == [(g - k + j) % g for j in range(k)]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spiking_dreamer.cli import main
-from spiking_dreamer.config import load_config
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.training.trainer import RunDirError, Trainer, TrainingDivergedError
 
@@ -122,7 +122,7 @@ def test_dreaming_run_trains_the_model_and_mixes_dreams(tmp_path: Path) -> None:
 
 
 def test_no_dreaming_builds_no_world_model(tmp_path: Path) -> None:
-    trainer = _trainer(tmp_path, "base", "dreaming.enabled=false")
+    trainer = _trainer(tmp_path, "base", "world_model.use=none")
     assert trainer.dreaming is None
 
 
@@ -170,7 +170,7 @@ def test_dreaming_arm_equals_the_baseline_until_its_first_dream_phase(
     TD3 updates, so building the world model must not advance that generator."""
     steps = ["train.total_steps=300", "world_model.train_every=50", f"actor.encoding={encoding}"]
     runs = {}
-    for name, arm in (("base", "dreaming.enabled=false"), ("dream", "dreaming.start_step=10000")):
+    for name, arm in (("base", "world_model.use=none"), ("dream", "dreaming.start_step=10000")):
         t = _trainer(tmp_path, name, *steps, arm)
         t.run()
         evals = (tmp_path / name / "eval.jsonl").read_text().splitlines()
@@ -265,9 +265,7 @@ def test_seed_compatible_scripts(script: str) -> None:
 
 
 def test_mlp_reference_actor_trains_and_evaluates(tmp_path: Path) -> None:
-    t = _trainer(
-        tmp_path, "mlp", "actor.kind=mlp", "dreaming.enabled=false", "train.total_steps=120"
-    )
+    t = _trainer(tmp_path, "mlp", "actor.kind=mlp", "world_model.use=none", "train.total_steps=120")
     t.run()
     from spiking_dreamer.agent import MLPActor
     from spiking_dreamer.training.checkpoint import load_actor

@@ -25,11 +25,11 @@ from torch import Tensor, nn
 
 from spiking_dreamer.agent import PopSpikingActor, TwinQCritic
 from spiking_dreamer.config import ValueGradientConfig, WorldModelConfig
+from spiking_dreamer.dreaming.model_env import model_transition
 from spiking_dreamer.dreaming.value_gradient import (
     StatePool,
     distribution_rollout,
     imagine,
-    model_transition,
     mve_critic_loss,
     mve_targets,
     value_gradient_loss,

@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from spiking_dreamer.config import ConfigError, load_config
+from spiking_dreamer.config import ConfigError
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.trainer import Trainer
 
 from .helpers import ROOT, TINY, assert_same, final_state, records, stopped_and_resumed
 
 VG = [
     *TINY,
-    "value_gradient.enabled=true",
+    "world_model.use=value_gradient",
+    "value_gradient.start_step=100",
+    "td3.policy_delay=1",
     "value_gradient.horizon=2",
     "value_gradient.distribution_horizon=3",
     "value_gradient.distribution_every=10",
@@ -94,17 +97,14 @@ def test_the_regime_resumes_and_forks_exactly(tmp_path: Path) -> None:
 
 
 def test_settings_that_cannot_apply_are_refused() -> None:
-    with pytest.raises(ConfigError, match="needs the world model"):
-        _cfg("dreaming.enabled=false")
     with pytest.raises(ConfigError, match=r"ignore td3\.schedule"):
-        _cfg("td3.schedule=per_env_step")
+        _cfg("td3.schedule=per_env_step", "td3.policy_delay=2")
 
 
 @pytest.mark.parametrize("name", ["halfcheetah_value_gradient.yaml", "ant_value_gradient.yaml"])
 def test_the_regime_configs_load(name: str) -> None:
     cfg = load_config(ROOT / "configs" / name)
-    assert cfg.value_gradient.enabled
-    assert cfg.dreaming.enabled
+    assert cfg.world_model.use == "value_gradient"
     assert cfg.updates_per_step(dreams_in_batch=False) == 1  # DHMBPO's low update ratio
     assert (cfg.value_gradient.horizon, cfg.value_gradient.distribution_horizon) == (5, 20)
 
@@ -114,5 +114,5 @@ def test_a_fork_of_a_run_without_value_gradients_refuses_their_settings(tmp_path
     Trainer(cfg, tmp_path / "parent").run()
     with pytest.raises(ConfigError, match=r"value_gradient\.horizon would change nothing"):
         Trainer.fork(tmp_path / "parent", tmp_path / "child", ["value_gradient.horizon=3"])
-    with pytest.raises(ConfigError, match=r"cannot change value_gradient\.enabled"):
-        Trainer.fork(tmp_path / "parent", tmp_path / "child", ["value_gradient.enabled=true"])
+    with pytest.raises(ConfigError, match=r"cannot change world_model\.use"):
+        Trainer.fork(tmp_path / "parent", tmp_path / "child", ["world_model.use=value_gradient"])

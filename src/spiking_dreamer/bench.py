@@ -32,7 +32,9 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer.config import KEY_RULES, Config, ConfigError, parse_override
+from spiking_dreamer.agent import polyak_update
+from spiking_dreamer.config import KEY_RULES, Config, ConfigError
+from spiking_dreamer.config_loading import parse_override
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
 
@@ -72,12 +74,15 @@ def check_overrides(overrides: list[str]) -> None:
 
 def _trainer(cfg: Config, arm: str, warmup: int, root: Path, compile: bool) -> Trainer:
     actor = {"kind": "mlp"} if arm == "mlp" else {}
+    use = cfg.world_model.use if arm == "dreaming" else "none"
+    value_gradient = {"start_step": warmup} if use == "value_gradient" else {}
     train = {"start_steps": warmup, "update_after": warmup, "eval_every": 10**9}
     cfg = cfg.replace(
         actor=actor,
         train={**train, "compile": compile},
-        dreaming={"enabled": arm == "dreaming", "start_step": warmup},
-        value_gradient={"enabled": arm == "dreaming" and cfg.value_gradient.enabled},
+        world_model={"use": use},
+        dreaming={"start_step": warmup},
+        value_gradient=value_gradient,
         log={"tensorboard": False, "wandb": False, "progress": False},
     )
     return Trainer(cfg, root / f"{arm}_{compile}")
@@ -104,15 +109,14 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     batch_size = cfg.td3.batch_size
     obs = buf.obs[0].cpu().numpy()
     out = {"action_batch1_ms": median_ms(lambda: agent.act(obs), repeats * 5)}
-    normalize = agent.actor.obs_normalizer
 
     def critic_only() -> None:  # a TD target and a critic step
         agent.critic_update(buf.sample(batch_size, g))
 
     def actor_only() -> None:  # an actor step and the Polyak update of both targets
-        batch = buf.sample(batch_size, g)
-        agent._actor_step(batch.obs, normalize(batch.obs))
-        agent.update_targets(cfg.td3.tau)
+        agent.actor_update(buf.sample(batch_size, g))
+        polyak_update(agent.actor, agent.actor_target, cfg.td3.tau)
+        polyak_update(agent.critic, agent.critic_target, cfg.td3.tau)
 
     out["critic_update_ms"] = median_ms(critic_only, repeats)
     out["actor_update_ms"] = median_ms(actor_only, repeats)
@@ -123,11 +127,9 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     vg = trainer.dreaming.value_gradient if trainer.dreaming is not None else None
 
     def env_step_updates() -> None:
-        batches = [buf.sample(batch_size, g) for _ in range(n)]
-        if vg is not None and vg.ready:
-            vg.update(agent, batches)
-        else:
-            agent.update_env_step(batches)
+        agent.train(
+            n, lambda: buf.sample(batch_size, g), vg if vg is not None and vg.ready else None
+        )
 
     out["updates_per_env_step_ms"] = median_ms(env_step_updates, max(repeats // max(n, 1), 3))
     if vg is not None:
@@ -190,7 +192,7 @@ def value_gradient_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     out = {"vg_rollout_forward_ms": median_ms(loss, repeats)}
     out["vg_backward_ms"] = median_ms(forward_backward, repeats) - out["vg_rollout_forward_ms"]
     out["vg_update_ms"] = median_ms(
-        lambda: vg.update(agent, [buf.sample(cfg.td3.batch_size, g)]), repeats
+        lambda: agent.train(1, lambda: buf.sample(cfg.td3.batch_size, g), vg), repeats
     )
     out["distribution_phase_ms"] = median_ms(
         lambda: vg.distribution_phase(buf, agent.actor), max(repeats // 2, 3), warmup=1

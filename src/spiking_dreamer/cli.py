@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spiking_dreamer import __version__
-from spiking_dreamer.config import MAX_SEED, device_problem, load_config
+from spiking_dreamer.config import MAX_SEED, device_problem
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.errors import (
     EXIT_BUG,
     REPORT_BUG,
@@ -52,7 +53,7 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     }
     out = [f"{k}={v}" for k, v in flags.items() if v is not None]
     if args.no_dreaming:
-        out.append("dreaming.enabled=false")
+        out.append("world_model.use=none")
     if args.wandb:
         out.append("log.wandb=true")
     if args.no_progress:
@@ -79,8 +80,7 @@ def _resume_extras(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from spiking_dreamer.training.preflight import check_new_run
-    from spiking_dreamer.training.run_dir import default_run_dir
+    from spiking_dreamer.training.run_dir import check_new_run, default_run_dir
     from spiking_dreamer.training.trainer import Trainer
 
     if args.fork_step is not None and not args.fork:

@@ -5,14 +5,11 @@ type and, through :func:`setting`, what it may do besides configuring a new run
 (:class:`KeyRule`, collected in :data:`KEY_RULES`, :data:`RUN_SETTINGS` and :data:`FORK_KEYS`).
 Value constraints are checked in each section's ``__post_init__``.
 
-Loading lives in :mod:`spiking_dreamer.config_loading`: YAML files with their ``base:`` chain,
-``--set`` overrides, type coercion and the key and type checks (an unknown key, a value of the
-wrong type or an impossible value raises :class:`ConfigError` naming the key, its source and,
-for unknown keys, the closest valid key). Its functions are imported here and re-exported, so
-``from spiking_dreamer.config import load_config, ConfigError, ...`` keeps working. The import
-goes one way only: ``config_loading`` does not import this module at module level (it reaches
-:class:`Config` and :data:`RUN_SETTINGS` when its functions are called), so either module may be
-imported first.
+Loading lives in :mod:`spiking_dreamer.config_loading` (YAML files with their ``base:`` chain,
+``--set`` overrides, the keys of older configs); the key and type checks and coercion in
+:mod:`spiking_dreamer.config_types` (an unknown key, a value of the wrong type or an impossible
+value raises :class:`ConfigError` naming the key, its source and, for unknown keys, the
+closest valid key). Imports go one way: ``config_loading`` -> ``config`` -> ``config_types``.
 """
 
 from __future__ import annotations
@@ -24,21 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from spiking_dreamer.config_loading import (
-    _deep_merge,
-    _plain,
-    apply_overrides,
-    check_keys_and_types,
-    config_from_dict,
-    flatten_keys,
-    load_config,
-    parse_override,
-    save_config,
-    with_run_settings,
-)
+from spiking_dreamer.config_types import build, deep_merge, plain
 from spiking_dreamer.errors import ConfigError
 
-__all__ = [  # the schema, and the loading functions re-exported from config_loading
+__all__ = [
     "FORK_KEYS",
     "KEY_RULES",
     "MAX_EVAL_EPISODES",
@@ -55,17 +41,10 @@ __all__ = [  # the schema, and the loading functions re-exported from config_loa
     "LogConfig",
     "TD3Config",
     "TrainConfig",
+    "ValueGradientConfig",
     "WorldModelConfig",
-    "apply_overrides",
-    "check_keys_and_types",
-    "config_from_dict",
     "device_problem",
-    "flatten_keys",
-    "load_config",
-    "parse_override",
-    "save_config",
     "setting",
-    "with_run_settings",
 ]
 
 
@@ -201,7 +180,8 @@ class TD3Config:
     batched_targets: bool = setting(True, fork=True)
     """``per_env_step``: the G TD targets in one forward of the target actor and critic over
     all G * B next states (the same targets as G forwards: the targets are fixed meanwhile);
-    fewer launches for a GPU, 7-10% slower per env step on one CPU thread (cache misses)."""
+    fewer launches for a GPU; on a CPU the larger activations may leave the cache
+    (docs/throughput.md)."""
     target_tau_per: Literal["critic_update", "actor_update"] = setting("critic_update", fork=True)
     """``per_env_step``: the one Polyak step per env step uses ``1 - (1 - tau)^n`` with ``n`` this
     env step's critic updates (the averaging horizon of REDQ/MBPO, which move the targets
@@ -323,6 +303,13 @@ class WorldModelConfig:
     Keys from ``hidden_size`` to ``surrogate_scale`` shape the spiking model only, ``mlp_*``
     keys the MLP only; the rest (ensemble, head, training) apply to both."""
 
+    use: Literal["none", "dreams", "value_gradient"] = setting(
+        "dreams", bench="nothing (it times both arms)"
+    )
+    """How the run uses a world model: ``none``, no model at all (the model-free baseline,
+    ``--no-dreaming``); ``dreams``, imagined transitions mixed into the agent's batches
+    (``dreaming.*``); ``value_gradient``, the actor learns through the model's differentiable
+    rollouts (``value_gradient.*``)."""
     kind: Literal["spiking", "mlp"] = "spiking"
     """``spiking``: the spiking ensemble; ``mlp``: MBPO's ensemble of ``mlp_hidden_sizes``
     swish MLPs (the ANN control: the same loop with an ANN model)."""
@@ -426,7 +413,6 @@ class WorldModelConfig:
 class DreamingConfig:
     """Uncertainty-guided imagined rollouts (MBPO/MOPO style); defaults are the seed's values."""
 
-    enabled: bool = setting(True, bench="nothing (it times both arms)")
     start_step: int = setting(50_000, fork=True, bench="--warmup")
     """First env step with a dream phase (the world model trains from ``train.update_after``)."""
     every: int = setting(250, fork=True)
@@ -464,8 +450,8 @@ class DreamingConfig:
     uncertainty_members: Literal["all", "elites"] = setting("all", fork=True)
     """Members the uncertainty is computed over: ``all`` (MOPO's convention; ranks errors better
     in the world-model benchmark) or only the ``elites`` that supply the transitions."""
-    transition: Literal["sample", "elite_mean"] = setting("sample", fork=True)
-    """Where a dream transition comes from: ``sample``, one random elite per transition,
+    member: Literal["random_elite", "elite_mean"] = setting("random_elite", fork=True)
+    """Where a dream transition comes from: ``random_elite``, one random elite per transition,
     sampling its Gaussian for a Gaussian head (MBPO's TS1; the seed's); ``elite_mean``, the
     mean of the elites' predicted means (no sampling: smaller TD-target error in
     ``benchmarks/dream_fidelity.py``, but no model noise in the dreams)."""
@@ -483,11 +469,9 @@ class DreamingConfig:
     recent_window: int = setting(20_000, fork=True)
     predict_chunk: int = setting(0, fork=True, resume=True, experiment=False)
     """Rows per world-model forward in a dream phase; 0: all start states at once. The same
-    values either way (bitwise on this CPU for chunks of >= 64 rows at the default model
-    size, tested; smaller matrices may round differently). On one CPU thread, chunks of 625
-    rows make a 10,000-row one-step phase's model forward 3.1x faster (the activations stay
-    in cache; ``benchmarks/dream_phase_parts.py --predict-chunk``); on a GPU one forward is
-    best."""
+    values either way (bitwise for chunks of >= 64 rows at the default model size, tested;
+    smaller matrices may round differently). On a CPU, chunks keep the activations in cache
+    (docs/throughput.md has the measurement); on a GPU one forward is best."""
 
     def __post_init__(self) -> None:
         k = "dreaming."
@@ -524,10 +508,11 @@ class ValueGradientConfig:
     the SVG(H) gradient through short differentiable rollouts of the world model instead of
     learning from dreams as data (no dream phases run); see
     :mod:`spiking_dreamer.dreaming.value_gradient`. Needs ``dreaming.enabled`` (the world
-    model, trained as usual; ``dreaming.start_step`` is when the model starts to be used)."""
+    model, trained as usual). Used with ``world_model.use: value_gradient``."""
 
-    enabled: bool = setting(False)
-    """Learn through the world model (needs ``dreaming.enabled``); off: dreams as data."""
+    start_step: int = setting(50_000, fork=True, bench="--warmup")
+    """First env step with a distribution rollout; value-gradient updates start once the
+    start-state pool has states (before, the agent's own updates run)."""
     horizon: int = setting(5, fork=True)
     """``H``: steps of the differentiable training rollout (DHMBPO ``training_rollout_horizon``
     5); also the MVE horizon."""
@@ -559,7 +544,7 @@ class ValueGradientConfig:
     0: the deterministic policy's value gradient (see :func:`imagine`)."""
     uncertainty: Literal["variance", "max_deviation", "max_std"] = setting("variance", fork=True)
     """Uncertainty of a distribution-rollout transition, over all members (see
-    :func:`~spiking_dreamer.dreaming.dreamer.uncertainty`)."""
+    :func:`~spiking_dreamer.dreaming.model_env.uncertainty`)."""
     uncertainty_quantile: float = setting(0.95, fork=True)
     """The pool filter's threshold is ``uncertainty_scale`` times this quantile of the
     rollout's step-0 uncertainties (MACURA, Frauenknecht et al. ICML 2024: ``zeta`` = 95th
@@ -570,6 +555,7 @@ class ValueGradientConfig:
 
     def __post_init__(self) -> None:
         k = "value_gradient."
+        _check(self.start_step >= 0, k + "start_step", "must be >= 0")
         for name in (
             "horizon",
             "distribution_horizon",
@@ -620,7 +606,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples become lists), suitable for YAML, JSON and checkpoints."""
-        return _plain(dataclasses.asdict(self))
+        return plain(dataclasses.asdict(self))
 
     def updates_per_step(self, dreams_in_batch: bool) -> int:
         """TD3 updates per env step, the one rule: ``train.updates_per_step``, except once
@@ -630,6 +616,11 @@ class Config:
             return self.dreaming.updates_per_step
         return self.train.updates_per_step
 
+    @property
+    def uses_model(self) -> bool:
+        """Whether the run builds a world model (``world_model.use`` is not ``none``)."""
+        return self.world_model.use != "none"
+
     def __post_init__(self) -> None:
         _check(
             self.td3.batch_size <= self.train.replay_size,
@@ -637,9 +628,18 @@ class Config:
             f"{self.td3.batch_size} is larger than train.replay_size ({self.train.replay_size}): "
             "every batch would repeat transitions",
         )
-        d = self.dreaming
+        d, vg, use = self.dreaming, self.value_gradient, self.world_model.use
+        if use == "dreams":  # value-gradient keys would be silently ignored
+            for f in dataclasses.fields(ValueGradientConfig):
+                value = getattr(vg, f.name)
+                if value != f.default:
+                    raise ConfigError(
+                        f"value_gradient.{f.name} would change nothing with world_model.use: "
+                        f"dreams (it is {value!r}): leave it at {f.default!r}, or write "
+                        "world_model.use: value_gradient"
+                    )
         if (
-            d.enabled
+            use == "dreams"
             and d.real_ratio == 1
             and d.updates_per_step
             not in (
@@ -653,34 +653,23 @@ class Config:
                 "dreaming.updates_per_step: 0 and the updates per env step with "
                 "train.updates_per_step"
             )
-        vg = self.value_gradient
-        if vg.enabled:
-            _check(
-                d.enabled,
-                "value_gradient.enabled",
-                "needs the world model: dreaming.enabled: true (a --no-dreaming baseline is "
-                "configs/halfcheetah.yaml --no-dreaming)",
-            )
+        if use == "value_gradient":
             _check(
                 self.td3.schedule == "td3",
-                "value_gradient.enabled",
-                "its updates ignore td3.schedule: leave td3.schedule at td3",
+                "world_model.use",
+                "value_gradient's updates ignore td3.schedule: leave td3.schedule at td3",
             )
-            _check(
-                vg.uncertainty != "max_std" or self.world_model.head == "gaussian",
-                "value_gradient.uncertainty",
-                "max_std needs world_model.head: gaussian",
-            )
-        if self.dreaming.enabled and self.dreaming.uncertainty == "max_std":
+        uncertainty = {"dreams": d.uncertainty, "value_gradient": vg.uncertainty}.get(use)
+        if uncertainty == "max_std":
             _check(
                 self.world_model.head == "gaussian",
-                "dreaming.uncertainty",
+                f"{'dreaming' if use == 'dreams' else 'value_gradient'}.uncertainty",
                 "max_std needs world_model.head: gaussian",
             )
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """Copy with some keys of some sections changed, e.g. ``cfg.replace(train={"seed": 1})``."""
-        return config_from_dict(_deep_merge(self.to_dict(), sections, "replace()"), "replace()")
+        return build(Config, deep_merge(self.to_dict(), sections, "replace()"), "", "replace()")
 
 
 def _key_rules(cls: type, prefix: str = "", inherited: KeyRule | None = None) -> dict:

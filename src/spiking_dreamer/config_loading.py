@@ -8,38 +8,28 @@ against the schema: an unknown key, a value of the wrong type or an impossible v
 :class:`ConfigError` naming the key, its source (file or ``--set``) and, for unknown keys, the
 closest valid key.
 
-Imports: this module does not import :mod:`spiking_dreamer.config` at module level, so the
-schema module can import (and re-export) everything here at its top without an import cycle.
-The three functions that need the schema itself (:class:`~spiking_dreamer.config.Config` and
-:data:`~spiking_dreamer.config.RUN_SETTINGS`: :func:`config_from_dict`,
-:func:`check_keys_and_types`, :func:`with_run_settings`) import it when called, when both
-modules are complete. Callers keep importing from :mod:`spiking_dreamer.config`.
+Imports go one way: this module imports the schema (:mod:`spiking_dreamer.config`) and the
+typed construction it shares with it (:mod:`spiking_dreamer.config_types`); neither imports
+this one.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import math
-import types
-import typing
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import yaml
 
+from spiking_dreamer.config import RUN_SETTINGS, Config
+from spiking_dreamer.config_types import build, deep_merge
 from spiking_dreamer.errors import ConfigError
-
-if TYPE_CHECKING:
-    from spiking_dreamer.config import Config
 
 
 def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
     """``data`` with the dotted ``settings`` (``{"log.wandb": True}``) applied; every key
     must be a run setting (:data:`RUN_SETTINGS`)."""
-    from spiking_dreamer.config import RUN_SETTINGS
-
     out = dict(data)
     for key, value in settings.items():
         if key not in RUN_SETTINGS:
@@ -47,7 +37,7 @@ def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> d
                 f"{key} cannot change when a run continues: only {', '.join(RUN_SETTINGS)}"
             )
         section, name = key.split(".")
-        out = _deep_merge(out, {section: {name: value}}, "run settings")
+        out = deep_merge(out, {section: {name: value}}, "run settings")
     return out
 
 
@@ -62,124 +52,79 @@ def flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_plain(v) for v in x]
-    return x
-
-
-def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
-    bad = ConfigError(f"{key}: expected {tp.__name__}, got {value!r} ({type(value).__name__})")
-    if tp in (float, int) and isinstance(value, str):
-        try:  # YAML 1.1 reads "3e-4" and "1e5" as strings
-            value = int(value) if tp is int and value.strip().isdigit() else float(value)
-        except ValueError:
-            raise bad from None
-    if isinstance(value, bool) and tp is not bool:
-        raise bad
-    if tp is int and isinstance(value, float) and value.is_integer():  # 1e5, "2.5e4"; not 1.5
-        value = int(value)
-    if tp is float and isinstance(value, int):
-        value = float(value)
-    if not isinstance(value, tp):
-        raise bad
-    if tp is float and not math.isfinite(value):
-        raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-    return value
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and convert lists to tuples."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):  # X | None: null, or a value of X
-        (inner,) = (a for a in args if a is not type(None))
-        return None if value is None else _coerce(value, inner, key)
-    if origin is Literal:
-        if value not in args:
-            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}{hint}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            args = (args[0],) * len(value)
-        elif len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
-        return tuple(
-            _coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
-        )
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"{key}: expected a mapping with string keys, got {value!r}")
-        return dict(value)
-    if tp in (bool, int, float, str):
-        return _coerce_scalar(value, tp, key)
-    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a schema bug, not user input
-
-
-def _unknown_key(key: str, valid: Iterable[str], prefix: str, source: str) -> ConfigError:
-    valid = list(valid)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-    return ConfigError(
-        f"{source}: unknown key '{prefix}{key}'{hint} (valid keys: {', '.join(sorted(valid))})"
-    )
-
-
-def _build(cls: type, data: Any, prefix: str, source: str, construct: bool = True) -> Any:
-    """Check ``data`` against the dataclass ``cls`` (keys and types) and, if ``construct``,
-    build it (which also runs the value checks in ``__post_init__``)."""
-    if not isinstance(data, Mapping):
-        where = prefix.rstrip(".") or "the top level"
-        raise ConfigError(f"{source}: {where} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise _unknown_key(str(key), fields, prefix, source)
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source, construct)
-        else:
-            try:
-                kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
-            except ConfigError as e:
-                raise ConfigError(f"{source}: {e}") from None
-    if not construct:
-        return kwargs
-    try:
-        return cls(**kwargs)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e}") from None
-
-
 def check_keys_and_types(data: Mapping[str, Any], source: str) -> None:
     """Raise :class:`ConfigError` for unknown keys or wrongly typed values in a partial config
     (value constraints, which may involve several keys, are checked on the merged config)."""
-    from spiking_dreamer.config import Config
-
-    _build(Config, data, "", source, construct=False)
+    build(Config, data, "", source, construct=False)
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
-    """Validate a nested mapping into a :class:`Config` (missing keys take their defaults)."""
-    from spiking_dreamer.config import Config
+    """Validate a nested mapping into a :class:`Config` (missing keys take their defaults;
+    keys of older configs are read in their current form, :func:`upgrade_old_keys`)."""
+    return build(Config, upgrade_old_keys(data)[0], "", source)
 
-    return _build(Config, data, "", source)
+
+_OLD_MEMBER = {"sample": "random_elite", "elite_mean": "elite_mean"}
 
 
-def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any], source: str) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _deep_merge(out[k], v, source)
-        else:
-            out[k] = v
+def upgrade_old_keys(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``data`` with the keys of older configs in their current form, and one note per key
+    changed (what to write instead):
+
+    * ``dreaming.enabled`` and ``value_gradient.enabled`` -> ``world_model.use`` (``false`` ->
+      ``none``; ``true`` -> ``dreams``, or ``value_gradient`` when that is enabled); a
+      ``dreaming.start_step`` beside ``value_gradient.enabled: true`` becomes
+      ``value_gradient.start_step`` (it was when value gradients started);
+    * ``dreaming.transition: sample | elite_mean`` -> ``dreaming.member: random_elite |
+      elite_mean`` (one vocabulary with ``value_gradient.member``).
+
+    Stored configs of older runs load through this, so they resume and fork unchanged."""
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    notes: list[str] = []
+    dreaming = out.get("dreaming") if isinstance(out.get("dreaming"), dict) else {}
+    vg = out.get("value_gradient") if isinstance(out.get("value_gradient"), dict) else {}
+    dream_on, vg_on = dreaming.pop("enabled", None), vg.pop("enabled", None)
+    if dream_on is not None or vg_on is not None:
+        if vg_on is True and dream_on is False:
+            raise ConfigError(
+                "value_gradient.enabled: true needs the world model that dreaming.enabled: "
+                "false removes; write world_model.use: value_gradient (or none)"
+            )
+        use = "value_gradient" if vg_on is True else None
+        if use is None and dream_on is not None:
+            use = "dreams" if dream_on else "none"
+        if use is not None:
+            if not isinstance(out.get("world_model"), dict):
+                out["world_model"] = {}
+            out["world_model"]["use"] = use
+            old = " and ".join(
+                f"{k}: {str(v).lower()}"
+                for k, v in (("dreaming.enabled", dream_on), ("value_gradient.enabled", vg_on))
+                if v is not None
+            )
+            notes.append(f"{old} is now world_model.use: {use}")
+        if use == "value_gradient" and "start_step" in dreaming:
+            vg["start_step"] = dreaming.pop("start_step")
+            notes.append(
+                "dreaming.start_step of a value-gradient run is now value_gradient.start_step"
+            )
+    if "transition" in dreaming:
+        old_value = dreaming.pop("transition")
+        dreaming["member"] = _OLD_MEMBER.get(old_value, old_value)
+        notes.append(
+            f"dreaming.transition: {old_value} is now dreaming.member: {dreaming['member']}"
+        )
+    for name, section in (("dreaming", dreaming), ("value_gradient", vg)):
+        if name in out or section:
+            out[name] = section
+    return out, notes
+
+
+def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """:func:`upgrade_old_keys`, with a warning naming ``source`` and what to write."""
+    out, notes = upgrade_old_keys(data)
+    for note in notes:
+        warnings.warn(f"{source}: {note}; write the new form", FutureWarning, stacklevel=3)
     return out
 
 
@@ -206,6 +151,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     base = data.pop("base", None)
+    data = _upgraded(data, str(path))
     # Check this file's own keys before merging so errors name the right file.
     check_keys_and_types(data, str(path))
     if base is None:
@@ -213,7 +159,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base must be a file name, got {base!r}")
     base_data, base_src = _read_yaml(path.parent / base, (*chain, path))
-    return _deep_merge(base_data, data, str(path)), f"{path} (base {base_src})"
+    return deep_merge(base_data, data, str(path)), f"{path} (base {base_src})"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -239,8 +185,9 @@ def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[s
         nested: Any = value
         for p in reversed(parts):
             nested = {p: nested}
+        nested = _upgraded(nested, f"--set {text!r}")
         check_keys_and_types(nested, f"--set {text!r}")
-        out = _deep_merge(out, nested, "--set")
+        out = deep_merge(out, nested, "--set")
     return out
 
 

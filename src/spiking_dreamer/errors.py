@@ -9,7 +9,7 @@ Anything else that escapes is a bug: the CLI prints its traceback and :data:`REP
 (exit code :data:`EXIT_BUG`).
 
 Each concrete class also derives from the builtin it refines (``ValueError``, ``ImportError``,
-...), so ``except ValueError`` keeps working for library callers.
+...), so ``except ValueError`` (and the like) catches them for library callers.
 """
 
 from __future__ import annotations

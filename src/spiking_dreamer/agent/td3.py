@@ -35,20 +35,18 @@ Per env step (:meth:`TD3.update_env_step`, G batches, ``td3.schedule``):
   env step (about ``1 / (n * tau)`` env steps) as n per-update Polyak steps; ``n`` is G
   (``target_tau_per: critic_update``, REDQ/MBPO) or K (``actor_update``, TD3's rule).
 
-Cost on one CPU thread (``benchmarks/results/td3_schedule_cpu1.json``: G = 20, B = 100, PopSAN
-sizes, HalfCheetah): ``per_env_step`` 95 ms per env step against ``td3``'s 173 ms (1.8x), nearly
-all of it from one actor step (7.5 ms) instead of ten. The batched target forward is *slower*
-there (57 ms against 43 ms for 20 sequential targets): its ``[T, G * B, H]`` activations (10 MB)
-leave the per-core L2 cache that a ``[T, B, H]`` one (0.5 MB) fits, and the matrix multiplies
-cost the same either way. It pays where launches and Python dominate, i.e. on a GPU.
-``torch.compile`` changes none of these figures on CPU.
+With a model-based actor objective (:meth:`TD3.train` with a
+:class:`~spiking_dreamer.agent.objective.ModelObjective`, e.g. the SVG(H) value gradient), each
+update is a critic step (TD3's target on a real batch, or the objective's critic loss), and
+every ``policy_delay``-th update an actor step on the objective (plus the activity penalty) and
+a Polyak update of both targets. What each schedule costs is measured in docs/throughput.md.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,8 +54,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spiking_dreamer.agent.base import action_bounds, add_clipped_noise, perturb
 from spiking_dreamer.agent.critic import TwinQCritic
 from spiking_dreamer.agent.mlp import MLPActor
+from spiking_dreamer.agent.objective import ActorObjective, ModelObjective
 from spiking_dreamer.agent.popsan import PopSpikingActor
 from spiking_dreamer.agent.regularization import firing_rate_penalty
 from spiking_dreamer.buffers import Batch
@@ -137,8 +137,7 @@ class TD3:
         self._actor_loss = torch.zeros(())
         self._act_input: Tensor | None = None  # act()'s preallocated [1, O] input
         self._half_range = actor.action_scale.cpu().numpy()
-        self._low = (actor.action_bias - actor.action_scale).cpu().numpy()
-        self._high = (actor.action_bias + actor.action_scale).cpu().numpy()
+        self._low, self._high = (b.cpu().numpy() for b in action_bounds(actor))
 
     def compile(self) -> None:
         """Use ``torch.compile`` for acting (batch 1) and for every network forward of the
@@ -180,13 +179,9 @@ class TD3:
         cfg, actor = self.cfg, self.actor_target
         with torch.no_grad():
             next_action = self._target_actor_fn(batch.next_obs)
-            noise = torch.randn(
-                next_action.shape, generator=self.generator, device=next_action.device
+            next_action = perturb(
+                next_action, actor, cfg.target_noise, cfg.noise_clip, self.generator
             )
-            noise = (noise * cfg.target_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-            low = actor.action_bias - actor.action_scale
-            high = actor.action_bias + actor.action_scale
-            next_action = torch.clamp(next_action + noise * actor.action_scale, low, high)
             next_q = self._target_critic_fn(actor.obs_normalizer(batch.next_obs), next_action)
             not_done = 1.0 - batch.terminated
             return batch.reward + cfg.gamma * not_done * next_q.min(0).values
@@ -228,7 +223,7 @@ class TD3:
             else:
                 next_action = self._target_actor_fn(next_obs)  # [G * B, A]
             device = next_action.device
-            noise = torch.cat(
+            eps = torch.cat(
                 [
                     torch.randn(
                         (batch_size, actor.act_dim), generator=self.generator, device=device
@@ -236,26 +231,29 @@ class TD3:
                     for _ in batches
                 ]
             )
-            noise = (noise * cfg.target_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-            low = actor.action_bias - actor.action_scale
-            high = actor.action_bias + actor.action_scale
-            next_action = torch.clamp(next_action + noise * actor.action_scale, low, high)
+            next_action = add_clipped_noise(
+                next_action, actor, eps, cfg.target_noise, cfg.noise_clip
+            )
             next_q = self._target_critic_fn(actor.obs_normalizer(next_obs), next_action)
             next_v = next_q.min(0).values.view(n, batch_size)  # [G, B]
             reward = torch.stack([b.reward for b in batches])  # [G, B]
             not_done = 1.0 - torch.stack([b.terminated for b in batches])
             return reward + cfg.gamma * not_done * next_v
 
-    def _actions_with_penalty(self, obs: Tensor) -> Tensor:
-        """Actor actions; with ``firing_rate_penalty > 0`` (spiking actor) also sets the
-        activity penalty ``coef * mean firing rate`` to add to the actor loss."""
-        coef = self.cfg.firing_rate_penalty
-        if coef > 0 and isinstance(self.actor, PopSpikingActor):
+    @property
+    def penalises_firing(self) -> bool:
+        """Whether the actor loss carries the activity penalty (``td3.firing_rate_penalty > 0``
+        and a spiking actor)."""
+        return self.cfg.firing_rate_penalty > 0 and isinstance(self.actor, PopSpikingActor)
+
+    def _actions_and_penalty(self, obs: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Actor actions on raw ``obs`` ``[B, O]`` and, when :attr:`penalises_firing`, the
+        activity penalty ``firing_rate_penalty * mean firing rate`` from the same forward."""
+        if self.penalises_firing:
             trains = self.actor.spike_trains(obs)
-            self._penalty = coef * firing_rate_penalty(trains)
-            return self.actor.decode(trains[-1])
-        self._penalty = torch.zeros((), device=obs.device)
-        return self._actor_fn(obs)
+            penalty = self.cfg.firing_rate_penalty * firing_rate_penalty(trains)
+            return self.actor.decode(trains[-1]), penalty
+        return self._actor_fn(obs), None
 
     def _critic_step(self, obs_n: Tensor, action: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """One critic step towards the TD target ``[B]``; returns the loss and ``Q`` ``[2, B]``.
@@ -263,7 +261,7 @@ class TD3:
         ``obs_n``: normalised observations ``[B, O]``; ``action``: ``[B, A]``."""
         q = self._critic_fn(obs_n, action)  # [2, B]
         critic_loss = F.mse_loss(q, target.expand_as(q), reduction="none").mean(1).sum()
-        self.critic_step_on(critic_loss)
+        self._critic_step_on(critic_loss)
         return critic_loss, q
 
     @property
@@ -277,14 +275,14 @@ class TD3:
         obs_n = self.actor.obs_normalizer(batch.obs)
         return self._critic_step(obs_n, batch.action, self.critic_target_value(batch))
 
-    def critic_step_on(self, loss: Tensor) -> None:
+    def _critic_step_on(self, loss: Tensor) -> None:
         """One critic optimiser step on a scalar ``loss`` (a TD or value-expansion loss)."""
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
         self.num_updates += 1
 
-    def actor_step_on(self, loss: Tensor) -> None:
+    def _actor_step_on(self, loss: Tensor) -> None:
         """One actor optimiser step on a scalar ``loss`` (TD3's ``-Q1(s, pi(s))`` or a value
         gradient's); gradients go to the actor's parameters only."""
         self.actor_optimizer.zero_grad(set_to_none=True)
@@ -296,10 +294,15 @@ class TD3:
     def _actor_step(self, obs: Tensor, obs_n: Tensor) -> None:
         """One actor step: maximise ``Q1(s, pi(s))`` (minus the activity penalty) on raw
         observations ``obs`` ``[B, O]`` (``obs_n``: the same, normalised)."""
-        actor_loss = -self._critic_fn(obs_n, self._actions_with_penalty(obs))[0].mean()
-        self.actor_step_on(actor_loss + self._penalty)
+        action, penalty = self._actions_and_penalty(obs)
+        actor_loss = -self._critic_fn(obs_n, action)[0].mean()
+        self._actor_step_on(actor_loss if penalty is None else actor_loss + penalty)
 
-    def update_targets(self, tau: float) -> None:
+    def actor_update(self, batch: Batch) -> None:
+        """One actor step of TD3's own objective on ``batch`` (no target update)."""
+        self._actor_step(batch.obs, self.actor.obs_normalizer(batch.obs))
+
+    def _update_targets(self, tau: float) -> None:
         """Polyak update of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``."""
         polyak_update(self.actor, self.actor_target, tau)
         polyak_update(self.critic, self.critic_target, tau)
@@ -318,7 +321,7 @@ class TD3:
         critic_loss, q = self._critic_step(obs_n, batch.action, target)
         if self.num_updates % self.cfg.policy_delay == 0:
             self._actor_step(batch.obs, obs_n)
-            self.update_targets(self.cfg.tau)
+            self._update_targets(self.cfg.tau)
         return self._losses(critic_loss, q)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
@@ -379,8 +382,72 @@ class TD3:
         for j in range(k):
             batch = batches[(num - k + j) % num]
             self._actor_step(batch.obs, normalize(batch.obs))
-        self.update_targets(self.env_step_tau(num))
+        self._update_targets(self.env_step_tau(num))
         return self._losses(critic_loss, q)
+
+    def train(
+        self,
+        gradient_steps: int,
+        sample: Callable[[], Batch],
+        objective: ModelObjective | None = None,
+    ) -> dict[str, Tensor]:
+        """This env step's ``gradient_steps`` updates, on batches drawn by ``sample()`` when
+        (and only when) they are read.
+
+        Without ``objective``: :meth:`update_env_step` on ``gradient_steps`` batches. With a
+        :class:`~spiking_dreamer.agent.objective.ModelObjective`, each update is
+
+        1. a critic step: TD3's target on a real batch if ``objective.critic_on_real_batches``;
+        2. every ``policy_delay``-th update (counting critic steps, this one included): an actor
+           step on ``objective.actor_objective`` plus the activity penalty on its start states
+           (skipped when the objective is not ``usable``);
+        3. otherwise the critic step is on ``objective.critic_loss`` of the same rollout
+           (built without a graph when no actor step is due);
+        4. with an actor step due, a Polyak update of both targets with ``tau``.
+
+        Returns the loss record of the last update (see :meth:`update`), with the objective's
+        ``stats``."""
+        if objective is None:
+            return self.update_env_step([sample() for _ in range(gradient_steps)])
+        losses: dict[str, Tensor] = {}
+        for _ in range(gradient_steps):
+            losses = self._objective_update(sample, objective)
+        return losses
+
+    def _objective_update(
+        self, sample: Callable[[], Batch], objective: ModelObjective
+    ) -> dict[str, Tensor]:
+        cfg, normalize = self.cfg, self.actor.obs_normalizer
+        real = objective.critic_on_real_batches
+        if real:
+            critic_loss, q = self.critic_update(sample())
+        actor_due = (self.num_updates + (0 if real else 1)) % cfg.policy_delay == 0
+        result: ActorObjective | None = None
+        if actor_due or not real:
+            with torch.enable_grad() if actor_due else torch.no_grad():
+                result = objective.actor_objective(self.actor, self.critic, normalize, cfg.gamma)
+        if actor_due and result.usable:
+            loss = result.loss
+            if self.penalises_firing:
+                trains = self.actor.spike_trains(result.obs)
+                loss = loss + cfg.firing_rate_penalty * firing_rate_penalty(trains)
+            self._actor_step_on(loss)
+        if not real:
+            critic_loss, q = objective.critic_loss(
+                result,
+                self.critic,
+                self.actor_target,
+                self.critic_target,
+                normalize,
+                cfg.gamma,
+                cfg.target_noise,
+                cfg.noise_clip,
+            )
+            self._critic_step_on(critic_loss)
+        if actor_due:
+            self._update_targets(cfg.tau)
+        losses = self._losses(critic_loss, q)
+        return {**losses, **result.stats} if result is not None else losses
 
     @property
     def update_counts(self) -> dict[str, int]:
@@ -411,9 +478,8 @@ class TD3:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`state_dict`. A state saved before the actor, target and env-step
-        counters existed (schedule ``td3`` only) gets ``num_updates // policy_delay`` actor and
-        target updates and 0 env steps."""
+        """Restore :meth:`state_dict`; a state without the actor, target and env-step counters
+        (schedule ``td3``) gets ``num_updates // policy_delay`` actor and target updates."""
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.actor_target.load_state_dict(state["actor_target"])

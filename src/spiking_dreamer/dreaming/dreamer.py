@@ -11,9 +11,10 @@ One dream phase:
    observation pipeline cannot differ), Gaussian exploration noise is added and the actions are
    clipped to the env's real bounds; the ensemble predicts every member's next state and reward;
    a random elite per transition supplies the transition (sampling its Gaussian for a Gaussian
-   head; with ``transition: elite_mean`` the elites' mean prediction does); the uncertainty
+   head; with ``member: elite_mean`` the elites' mean prediction does); the uncertainty
    ``u`` is computed over all members (MOPO) or only the elites (``uncertainty_members``; see
-   :func:`uncertainty`);
+   :func:`~spiking_dreamer.dreaming.model_env.uncertainty`); the step is
+   :func:`~spiking_dreamer.dreaming.model_env.explore_step`;
 3. a transition is kept iff ``u <= threshold * threshold_decay**h`` and every value is finite;
    a rejected transition ends its branch, as does termination (the env's termination function);
 4. kept transitions go to the dream buffer with reward ``r - penalty * u``;
@@ -28,40 +29,16 @@ One dream phase:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import DreamingConfig
 from spiking_dreamer.dreaming.buffer import DreamBuffer
-from spiking_dreamer.world_model.base import EnsembleDynamicsModel, Prediction
-
-TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-
-
-def uncertainty(pred: Prediction, elites: Tensor, kind: str) -> Tensor:
-    """Epistemic uncertainty ``[N]`` of per-member predictions, over the members ``elites``.
-
-    * ``variance``: mean over state dims of the across-elite (population) variance of the
-      predicted normalised state change (the seed's metric, in target-normaliser units);
-    * ``max_deviation``: ``max_i || mu_i - mean_j mu_j ||_2`` over the normalised state change
-      (MOPO's disagreement alternative);
-    * ``max_std``: ``max_i || sigma_i ||_2`` over normalised state change and reward (MOPO's
-      default; needs a Gaussian head).
-    """
-    obs_dim = pred.next_obs.shape[-1]
-    mu = pred.mean[elites, :, :obs_dim]  # [K, N, O]
-    if kind == "variance":
-        return mu.var(0, unbiased=False).mean(-1)
-    if kind == "max_deviation":
-        return (mu - mu.mean(0)).norm(dim=-1).max(0).values
-    if kind == "max_std":
-        if pred.logvar is None:
-            raise ValueError("max_std uncertainty needs a Gaussian head")
-        return torch.exp(0.5 * pred.logvar[elites]).norm(dim=-1).max(0).values
-    raise ValueError(f"unknown uncertainty {kind!r}")
+from spiking_dreamer.dreaming.model_env import ExploreStep, Policy, explore_step
+from spiking_dreamer.termination import TerminationFn
+from spiking_dreamer.world_model.base import EnsembleDynamicsModel
 
 
 def rollout_horizon(cfg: DreamingConfig, env_step: int) -> int:
@@ -84,8 +61,7 @@ class Dreamer:
 
     Args:
         model: the dynamics ensemble (its elites are used).
-        actor: ``actor(raw_obs [N, O]) -> actions [N, A]`` with ``action_scale``/``action_bias``
-            buffers giving the env's bounds.
+        actor: ``actor(raw_obs [N, O]) -> actions [N, A]`` within its bounds.
         termination_fn: ``(obs, action, next_obs) -> terminated [N]`` for the env.
         cfg: dreaming settings.
         generator: torch generator on the model's device (start states, noise, member choice).
@@ -94,7 +70,7 @@ class Dreamer:
     def __init__(
         self,
         model: EnsembleDynamicsModel,
-        actor: nn.Module,
+        actor: Policy,
         termination_fn: TerminationFn,
         cfg: DreamingConfig,
         generator: torch.Generator,
@@ -114,39 +90,24 @@ class Dreamer:
             idx = torch.cat([idx, (real.pos - 1 - back) % n])
         return idx
 
-    def imagine_step(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """One imagined step from raw states ``obs`` ``[N, O]``: the actor's noisy, clipped
-        action ``[N, A]``, the next state ``[N, O]`` and reward ``[N]`` of a random elite (or
-        the elites' mean, ``transition: elite_mean``), the
-        uncertainty ``[N]`` and the termination flags ``[N]`` (nothing is filtered here)."""
-        cfg, g, actor, model = self.cfg, self.generator, self.actor, self.model
-        action = actor(obs, g)  # a Bernoulli encoder draws from the dreamer's generator
-        noise = torch.randn(action.shape, generator=g, device=obs.device) * cfg.exploration_noise
-        low = actor.action_bias - actor.action_scale
-        high = actor.action_bias + actor.action_scale
-        action = torch.clamp(action + noise * actor.action_scale, low, high)
-        pred = model.predict(obs, action, chunk=cfg.predict_chunk)
-        members = model.elites
-        if cfg.uncertainty_members == "all":
-            members = torch.arange(model.ensemble_size, device=obs.device)
-        u = uncertainty(pred, members, cfg.uncertainty)
-        if cfg.transition == "elite_mean":
-            z = pred.mean[model.elites].mean(0)
-        else:  # one random elite per transition (TS1)
-            n = obs.shape[0]
-            pick = model.elites[
-                torch.randint(len(model.elites), (n,), generator=g, device=obs.device)
-            ]
-            rows = torch.arange(n, device=obs.device)
-            z = pred.mean[pick, rows]
-            if pred.logvar is not None:  # sample that member's Gaussian
-                z = z + torch.randn(z.shape, generator=g, device=obs.device) * torch.exp(
-                    0.5 * pred.logvar[pick, rows]
-                )
-        raw = model.target_normalizer.denormalize(z)
-        next_obs, reward = obs + raw[:, :-1], raw[:, -1]
-        terminated = self.termination_fn(obs, action, next_obs)
-        return action, next_obs, reward, u, terminated
+    def imagine_step(self, obs: Tensor) -> tuple[ExploreStep, Tensor]:
+        """One imagined step from raw states ``obs`` ``[N, O]``
+        (:func:`~spiking_dreamer.dreaming.model_env.explore_step`: the actor's noisy, clipped
+        action, the next state and reward of ``member``, the uncertainty, which rows are
+        finite) and the termination flags ``[N]`` (nothing is filtered here)."""
+        cfg = self.cfg
+        step = explore_step(
+            self.model,
+            self.actor,
+            obs,
+            member=cfg.member,
+            exploration_noise=cfg.exploration_noise,
+            uncertainty_kind=cfg.uncertainty,
+            uncertainty_over=cfg.uncertainty_members,
+            generator=self.generator,  # a Bernoulli encoder draws from it too
+            chunk=cfg.predict_chunk,
+        )
+        return step, self.termination_fn(obs, step.action, step.next_obs)
 
     @torch.no_grad()
     def phase(
@@ -161,13 +122,7 @@ class Dreamer:
         for h in range(horizon):
             if obs.shape[0] == 0:
                 break
-            action, next_obs, reward, u, terminated = self.imagine_step(obs)
-            finite = (
-                torch.isfinite(next_obs).all(-1)
-                & torch.isfinite(action).all(-1)
-                & torch.isfinite(reward)
-                & torch.isfinite(u)
-            )
+            (action, next_obs, reward, u, finite), terminated = self.imagine_step(obs)
             u_clean = torch.where(finite, u, torch.full_like(u, float("inf")))
             if h == 0:
                 self._calibrate(u_clean[finite])

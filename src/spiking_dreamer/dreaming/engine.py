@@ -18,9 +18,9 @@ from spiking_dreamer.world_model import ModelTrainer, build_world_model
 
 
 class DreamEngine:
-    """World model, its trainer, the dream buffer and the dreamer of one run; with
-    ``value_gradient.enabled``, also the :class:`ValueGradientLearner` (learning through the
-    model instead of from its dreams).
+    """World model (the kind ``world_model.kind`` names), its trainer, the dream buffer and the
+    dreamer of one run; with ``world_model.use: value_gradient``, also the
+    :class:`ValueGradientLearner` (learning through the model instead of from its dreams).
 
     The phases run when the training loop calls them (:meth:`train_model`, :meth:`dream`;
     see :meth:`~spiking_dreamer.training.trainer.Trainer.advance`). Each phase's cost is bounded
@@ -52,7 +52,7 @@ class DreamEngine:
         self.dreamer = Dreamer(self.model, actor, term, cfg.dreaming, generator)
         self.generator = generator
         self.value_gradient: ValueGradientLearner | None = None  # learning through the model
-        if cfg.value_gradient.enabled:
+        if cfg.world_model.use == "value_gradient":
             self.value_gradient = ValueGradientLearner(
                 cfg.value_gradient, self.model, term, obs_dim, generator
             )
@@ -79,8 +79,8 @@ class DreamEngine:
         return metrics
 
     def sample(self, real: ReplayBuffer, batch_size: int, generator: torch.Generator) -> Batch:
-        """A TD3 batch: ``real_ratio`` real and the rest dream transitions once enough dreams
-        exist, all real before."""
+        """An agent's batch: ``real_ratio`` real and the rest dream transitions once enough
+        dreams exist, all real before."""
         n_dream = batch_size - round(self.cfg.dreaming.real_ratio * batch_size)
         if n_dream == 0 or len(self.buffer) < n_dream:
             return real.sample(batch_size, generator)

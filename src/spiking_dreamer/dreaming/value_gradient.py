@@ -52,44 +52,15 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from spiking_dreamer.dreaming.dreamer import uncertainty
-from spiking_dreamer.world_model.base import Prediction
-
-TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
-"""``(obs [N, O], action [N, A], next_obs [N, O]) -> terminated [N]`` (bool)."""
-Member = Literal["random_elite", "elite_mean"]
-
-
-# --------------------------------------------------------------------------- interfaces
-
-
-class DynamicsModel(Protocol):
-    """What the rollouts use of an :class:`~spiking_dreamer.world_model.EnsembleDynamicsModel`."""
-
-    ensemble_size: int
-    elites: Tensor  # [K] member indices
-    target_normalizer: Any  # .denormalize(z [..., O + 1]) -> raw (state change, reward)
-
-    def predict(
-        self, obs: Tensor, action: Tensor, chunk: int = 0, members: Tensor | None = None
-    ) -> Prediction: ...
-
-    def parameters(self) -> Iterator[nn.Parameter]: ...
-
-
-class BoundedPolicy(Protocol):
-    """An actor: raw observations ``[N, O]`` -> actions ``[N, A]`` within
-    ``action_bias ± action_scale`` (``generator`` drives a stochastic spike encoder)."""
-
-    action_scale: Tensor  # [A]
-    action_bias: Tensor  # [A]
-
-    def __call__(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
+from spiking_dreamer.agent.base import perturb
+from spiking_dreamer.dreaming.model_env import Member, Policy, explore_step, model_transition
+from spiking_dreamer.termination import TerminationFn
+from spiking_dreamer.world_model.base import EnsembleDynamicsModel
 
 
 @contextlib.contextmanager
@@ -105,61 +76,6 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
     finally:
         for p in params:
             p.requires_grad_(True)
-
-
-def _bounded_noise(
-    action: Tensor, actor: BoundedPolicy, sigma: float, clip: float, generator: torch.Generator
-) -> Tensor:
-    """``clip(action + clip(eps, -clip, clip) * half_range, low, high)``,
-    ``eps ~ N(0, sigma^2)``."""
-    noise = torch.randn(action.shape, generator=generator, device=action.device) * sigma
-    noise = noise.clamp(-clip, clip)
-    low = actor.action_bias - actor.action_scale
-    high = actor.action_bias + actor.action_scale
-    return torch.clamp(action + noise * actor.action_scale, low, high)
-
-
-def model_transition(
-    model: DynamicsModel,
-    obs: Tensor,
-    action: Tensor,
-    member: Member,
-    generator: torch.Generator,
-    elites_only: bool = False,
-) -> tuple[Tensor, Tensor, Prediction]:
-    """One model step, differentiable w.r.t. ``obs`` ``[N, O]`` and ``action`` ``[N, A]``.
-
-    ``elite_mean``: the elites' mean normalised prediction; ``random_elite``: a random elite per
-    transition, plus ``exp(logvar / 2) * eps`` for a Gaussian head (reparameterised). The result
-    is denormalised as in :meth:`Dreamer.imagine_step`. ``elites_only``: the forward runs over
-    the elites alone (the same transition: members are independent), so no forward or
-    backward is spent on members the transition does not use; the prediction returned then
-    holds the elites only.
-
-    Returns:
-        next_obs ``[N, O]``, reward ``[N]`` and the per-member prediction.
-    """
-    elites = model.elites
-    if elites_only:
-        pred = model.predict(obs, action, members=elites)
-        rows_of = torch.arange(len(elites), device=obs.device)  # elite k is row k of pred
-    else:
-        pred = model.predict(obs, action)
-        rows_of = elites
-    if member == "elite_mean":
-        z = pred.mean[rows_of].mean(0)
-    elif member == "random_elite":
-        n = obs.shape[0]
-        pick = rows_of[torch.randint(len(elites), (n,), generator=generator, device=obs.device)]
-        rows = torch.arange(n, device=obs.device)
-        z = pred.mean[pick, rows]
-        if pred.logvar is not None:
-            eps = torch.randn(z.shape, generator=generator, device=obs.device)
-            z = z + eps * torch.exp(0.5 * pred.logvar[pick, rows])
-    else:
-        raise ValueError(f"unknown member {member!r}")
-    raw = model.target_normalizer.denormalize(z)
-    return obs + raw[:, :-1], raw[:, -1], pred
 
 
 # --------------------------------------------------------------------------- start-state pool
@@ -234,8 +150,8 @@ class StatePool:
 
 @torch.no_grad()
 def distribution_rollout(
-    model: DynamicsModel,
-    actor: BoundedPolicy,
+    model: EnsembleDynamicsModel,
+    actor: Policy,
     termination_fn: TerminationFn,
     start_obs: Tensor,
     *,
@@ -263,22 +179,21 @@ def distribution_rollout(
         ``nonfinite`` and ``uncertain`` (branches ended by each cause).
     """
     obs = start_obs
-    members = torch.arange(model.ensemble_size, device=obs.device)
     kept: list[Tensor] = []
     threshold = math.nan
     n_term = n_nonfinite = n_uncertain = 0
     for h in range(horizon):
         if obs.shape[0] == 0:
             break
-        action = actor(obs, generator)
-        action = _bounded_noise(action, actor, exploration_noise, math.inf, generator)
-        next_obs, reward, pred = model_transition(model, obs, action, member, generator)
-        u = uncertainty(pred, members, uncertainty_kind)
-        finite = (
-            torch.isfinite(next_obs).all(-1)
-            & torch.isfinite(action).all(-1)
-            & torch.isfinite(reward)
-            & torch.isfinite(u)
+        action, next_obs, _, u, finite = explore_step(
+            model,
+            actor,
+            obs,
+            member=member,
+            exploration_noise=exploration_noise,
+            uncertainty_kind=uncertainty_kind,
+            uncertainty_over="all",
+            generator=generator,
         )
         if h == 0:
             u0 = u[finite].float()
@@ -335,8 +250,8 @@ class Trajectory(NamedTuple):
 
 
 def imagine(
-    model: DynamicsModel,
-    actor: BoundedPolicy,
+    model: EnsembleDynamicsModel,
+    actor: Policy,
     termination_fn: TerminationFn,
     start_obs: Tensor,
     *,
@@ -367,7 +282,7 @@ def imagine(
     for _ in range(horizon):
         action = actor(obs, generator)
         if action_noise > 0:
-            action = _bounded_noise(action, actor, action_noise, 2.5 * action_noise, generator)
+            action = perturb(action, actor, action_noise, 2.5 * action_noise, generator)
         next_obs, reward, _ = model_transition(
             model, obs, action, member, generator, elites_only=True
         )
@@ -395,7 +310,7 @@ def imagine(
 
 def svg_objective(
     traj: Trajectory,
-    actor: BoundedPolicy,
+    actor: Policy,
     critic: nn.Module,
     obs_normalizer: Callable[[Tensor], Tensor],
     gamma: float,
@@ -434,8 +349,8 @@ def value_gradient_loss(
     model's with ``model_gradients``) only.
 
     Args:
-        model: the dynamics ensemble (:class:`DynamicsModel`).
-        actor: the online actor (:class:`BoundedPolicy`).
+        model: the dynamics ensemble (:class:`EnsembleDynamicsModel`).
+        actor: the online actor (:class:`Policy`).
         critic: the online twin critic, ``(normalised obs [B, O], action [B, A]) -> [2, B]``.
         obs_normalizer: the critic's observation normaliser (TD3: ``actor.obs_normalizer``).
         termination_fn: the env's termination function.
@@ -482,7 +397,7 @@ def value_gradient_loss(
 @torch.no_grad()
 def mve_targets(
     traj: Trajectory,
-    actor_target: BoundedPolicy,
+    actor_target: Policy,
     critic_target: nn.Module,
     obs_normalizer: Callable[[Tensor], Tensor],
     *,
@@ -498,7 +413,7 @@ def mve_targets(
     s_last = traj.obs[-1]
     a_last = actor_target(s_last, generator)
     if target_noise > 0:
-        a_last = _bounded_noise(a_last, actor_target, target_noise, noise_clip, generator)
+        a_last = perturb(a_last, actor_target, target_noise, noise_clip, generator)
     y = critic_target(obs_normalizer(s_last), a_last).min(0).values
     targets = []
     for h in reversed(range(traj.horizon)):

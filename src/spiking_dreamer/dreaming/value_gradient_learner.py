@@ -1,40 +1,40 @@
 """Value-gradient learning inside a training run (DHMBPO; Kubo, Parmas, Ishii, TMLR 2025):
-distribution rollouts feed a start-state pool, and each update arranges TD3's parts around the
-SVG(H) actor step. The maths lives in :mod:`spiking_dreamer.dreaming.value_gradient`."""
+distribution rollouts feed a start-state pool, and each actor update follows the SVG(H)
+gradient through the world model. The maths lives in
+:mod:`spiking_dreamer.dreaming.value_gradient`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from spiking_dreamer.agent.objective import ActorObjective
+from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import ValueGradientConfig
+from spiking_dreamer.dreaming.model_env import Policy
 from spiking_dreamer.dreaming.value_gradient import (
     StatePool,
-    TerminationFn,
     distribution_rollout,
     mve_critic_loss,
     mve_targets,
     value_gradient_loss,
 )
+from spiking_dreamer.termination import TerminationFn
+from spiking_dreamer.world_model import EnsembleDynamicsModel
 
 
 class ValueGradientLearner:
-    """Value-gradient learning inside a training run (DHMBPO): distribution rollouts feed a
-    start-state pool; each update is TD3's parts arranged around the SVG(H) actor step.
+    """The value gradient as the agent's actor objective
+    (:class:`~spiking_dreamer.agent.objective.ModelObjective`), and its start-state pool.
 
-    One update, per batch of the env step (``train.updates_per_step`` of them):
-
-    1. ``critic_target: td3``: a TD3 critic step on the real batch;
-    2. the actor step on the SVG(H) loss of ``batch_size`` pool states, skipped when a branch
-       or the loss is non-finite;
-    3. ``critic_target: mve``: a critic step on the MVE targets of the same (detached)
-       training rollout;
-    4. a Polyak update of both targets with ``td3.tau``.
-
-    The world model is never stepped here: it trains on its own loss only.
+    The agent calls :meth:`actor_objective` for an actor update: the SVG(H) loss of
+    ``batch_size`` pool states through a differentiable training rollout; with
+    ``critic_target: mve`` it fits its critic with :meth:`critic_loss` on the value-expansion
+    targets of the same (detached) rollout instead of TD3's targets on real batches. The world
+    model is never stepped here: it trains on its own loss only.
 
     Args:
         cfg: the ``value_gradient`` settings.
@@ -47,7 +47,7 @@ class ValueGradientLearner:
     def __init__(
         self,
         cfg: ValueGradientConfig,
-        model: nn.Module,
+        model: EnsembleDynamicsModel,
         termination_fn: TerminationFn,
         obs_dim: int,
         generator: torch.Generator,
@@ -57,15 +57,21 @@ class ValueGradientLearner:
         self.pool = StatePool(obs_dim, cfg.pool_rounds, generator.device)
         self.round = 0
         self.skipped_updates = 0
+        """Actor objectives with a non-finite loss or branch (the agent takes no step)."""
 
     @property
     def ready(self) -> bool:
-        """Whether the pool has start states (until then the run makes TD3's updates)."""
+        """Whether the pool has start states (until then the agent makes its own updates)."""
         return len(self.pool) > 0
 
-    def distribution_phase(self, real: Any, actor: nn.Module) -> dict[str, float]:
-        """One distribution rollout from ``distribution_starts`` uniform real states (a
-        :class:`~spiking_dreamer.buffers.ReplayBuffer`) into the pool as a new round."""
+    @property
+    def critic_on_real_batches(self) -> bool:
+        """``critic_target: td3``: the critic keeps TD3's targets on real batches."""
+        return self.cfg.critic_target == "td3"
+
+    def distribution_phase(self, real: ReplayBuffer, actor: Policy) -> dict[str, float]:
+        """One distribution rollout from ``distribution_starts`` uniform real states into the
+        pool as a new round."""
         cfg, g = self.cfg, self.generator
         idx = torch.randint(len(real), (cfg.distribution_starts,), generator=g, device=g.device)
         states, stats = distribution_rollout(
@@ -85,57 +91,59 @@ class ValueGradientLearner:
         self.pool.add(states, self.round)
         return {**{f"vg/{k}": float(v) for k, v in stats.items()}, "vg/pool_size": len(self.pool)}
 
-    def update(self, agent: Any, batches: Sequence[Any]) -> dict[str, Tensor]:
-        """This env step's updates on ``agent`` (a :class:`~spiking_dreamer.agent.TD3`), one
-        per real batch; returns TD3's loss record (``q_mean``: of the critic's TD3 batch, or of
-        the MVE targets) plus ``vg_objective`` (the mean SVG(H) objective ``J``)."""
-        cfg, td3, g = self.cfg, agent.cfg, self.generator
-        normalize = agent.actor.obs_normalizer
-        losses: dict[str, Tensor] = {}
-        for batch in batches:
-            if cfg.critic_target == "td3":
-                critic_loss, q = agent.critic_update(batch)
-            start = self.pool.sample(cfg.batch_size, g)
-            loss, traj, stats = value_gradient_loss(
-                self.model,
-                agent.actor,
-                agent.critic,
-                normalize,
-                self.termination_fn,
-                start,
-                horizon=cfg.horizon,
-                member=cfg.member,
-                gamma=td3.gamma,
-                generator=g,
-                action_noise=cfg.action_noise,
-            )
-            if torch.isfinite(loss) and int(stats["vg/invalid_branches"]) == 0:
-                agent.actor_step_on(loss)
-            else:
-                self.skipped_updates += 1
-            if cfg.critic_target == "mve":
-                detached = traj.detach()
-                targets = mve_targets(
-                    detached,
-                    agent.actor_target,
-                    agent.critic_target,
-                    normalize,
-                    gamma=td3.gamma,
-                    target_noise=td3.target_noise,
-                    noise_clip=td3.noise_clip,
-                    generator=g,
-                )
-                critic_loss = mve_critic_loss(detached, targets, agent.critic, normalize)
-                agent.critic_step_on(critic_loss)
-                q = targets  # the value-expansion targets: what Q is trained towards
-            agent.update_targets(td3.tau)
-            losses = {
-                "critic_loss": critic_loss.detach(),
-                "actor_loss": agent.last_actor_loss,
-                "q_mean": q.detach().mean(),
-                "vg_objective": stats["vg/objective"],
-            }
-        return losses
+    def actor_objective(
+        self,
+        actor: Policy,
+        critic: nn.Module,
+        obs_normalizer: Callable[[Tensor], Tensor],
+        gamma: float,
+    ) -> ActorObjective:
+        """The SVG(H) loss (:func:`~spiking_dreamer.dreaming.value_gradient.value_gradient_loss`)
+        of ``batch_size`` pool states; its stats give ``vg_objective`` (the mean ``J``)."""
+        cfg, g = self.cfg, self.generator
+        start = self.pool.sample(cfg.batch_size, g)
+        loss, traj, stats = value_gradient_loss(
+            self.model,
+            actor,
+            critic,
+            obs_normalizer,
+            self.termination_fn,
+            start,
+            horizon=cfg.horizon,
+            member=cfg.member,
+            gamma=gamma,
+            generator=g,
+            action_noise=cfg.action_noise,
+        )
+        usable = bool(torch.isfinite(loss)) and int(stats["vg/invalid_branches"]) == 0
+        self.skipped_updates += not usable
+        return ActorObjective(loss, start, usable, {"vg_objective": stats["vg/objective"]}, traj)
+
+    def critic_loss(
+        self,
+        objective: ActorObjective,
+        critic: nn.Module,
+        actor_target: Policy,
+        critic_target: nn.Module,
+        obs_normalizer: Callable[[Tensor], Tensor],
+        gamma: float,
+        target_noise: float,
+        noise_clip: float,
+    ) -> tuple[Tensor, Tensor]:
+        """The MVE critic loss on the objective's detached rollout and its targets ``[H, B]``
+        (:func:`~spiking_dreamer.dreaming.value_gradient.mve_targets`)."""
+        traj = objective.rollout.detach()
+        targets = mve_targets(
+            traj,
+            actor_target,
+            critic_target,
+            obs_normalizer,
+            gamma=gamma,
+            target_noise=target_noise,
+            noise_clip=noise_clip,
+            generator=self.generator,
+        )
+        return mve_critic_loss(traj, targets, critic, obs_normalizer), targets
 
     def state_dict(self) -> dict[str, Any]:
         """The pool, the round counter and the skipped-update count (the generator is the

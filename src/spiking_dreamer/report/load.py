@@ -6,7 +6,7 @@ A report reads one or more paths, each one of :data:`LAYOUTS`:
   a manifest, ``runs/<task>__<arm>__s<seed>/``; the task is the config's file stem;
 * a ``spiking-dreamer train`` run directory (``config.yaml`` with ``eval.jsonl`` or
   ``checkpoints/``); its stored config gives the env id (the task), the seed and the arm
-  (``dreaming.enabled``: ``dreaming``, else ``baseline``);
+  (``world_model.use`` other than ``none``: ``dreaming``, else ``baseline``);
 * a folder whose sub-directories are train run directories.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from spiking_dreamer.config_loading import upgrade_old_keys
 from spiking_dreamer.errors import ConfigError
 
 _RUN_NAME = re.compile(r"^(?P<task>.+)__(?P<arm>dreaming|baseline)__s(?P<seed>\d+)$")
@@ -237,22 +238,24 @@ def is_train_run_dir(path: Path) -> bool:
 def read_train_run(run_dir: Path) -> RunData:
     """One train run directory as a run of the task named by its env id.
 
-    Reads ``env.id``, ``train.seed``, ``train.total_steps`` and ``dreaming.enabled`` from its
-    ``config.yaml`` (arm ``dreaming`` or ``baseline``); ``done`` when ``summary.json`` says
-    every step was trained, else ``unfinished``. Raises :class:`ReportError` for a config
-    without those keys.
+    Reads ``env.id``, ``train.seed``, ``train.total_steps`` and ``world_model.use`` from its
+    ``config.yaml`` (arm ``dreaming`` when it uses a model, else ``baseline``; an older
+    config's ``dreaming.enabled`` is read as its ``world_model.use``); ``done`` when
+    ``summary.json`` says every step was trained, else ``unfinished``. Raises
+    :class:`ReportError` for a config without those keys.
     """
     cfg_file = run_dir / "config.yaml"
     cfg = _read_yaml(cfg_file)
     try:
+        cfg = upgrade_old_keys(cfg)[0]
         env_id = str(cfg["env"]["id"])
         seed = int(cfg["train"]["seed"])
         total = cfg["train"].get("total_steps")
-        arm = "dreaming" if cfg["dreaming"]["enabled"] else "baseline"
-    except (KeyError, TypeError, ValueError) as e:
+        arm = "baseline" if cfg["world_model"]["use"] == "none" else "dreaming"
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise ReportError(
             f"{cfg_file}: not a train run config (needs env.id, train.seed and "
-            f"dreaming.enabled): {type(e).__name__}: {e}"
+            f"world_model.use): {type(e).__name__}: {e}"
         ) from None
     problems: list[str] = []
     steps, returns = read_evals(run_dir / "eval.jsonl", problems)

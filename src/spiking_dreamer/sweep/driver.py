@@ -211,7 +211,7 @@ class Sweep:
     def check_runs_fit(self, specs: Sequence[RunSpec]) -> None:
         """Refuse runs whose env cannot be made and stepped with its ``env.kwargs`` or whose
         buffers and batches cannot fit in memory (each distinct env checked once)."""
-        from spiking_dreamer.config import config_from_dict
+        from spiking_dreamer.config_loading import config_from_dict
         from spiking_dreamer.envs import check_env
         from spiking_dreamer.training.preflight import check_memory
 

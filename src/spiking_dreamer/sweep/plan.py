@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from spiking_dreamer.config import MAX_SEED, ConfigError, load_config
+from spiking_dreamer.config import MAX_SEED, ConfigError
+from spiking_dreamer.config_loading import load_config
 
 ARMS = ("dreaming", "baseline")
 MAX_SEEDS = 1_000
@@ -83,7 +84,7 @@ def run_overrides(overrides: Sequence[str], arm: str, seed: int, threads: int) -
         f"train.threads={threads}",
         *overrides,
         f"train.seed={seed}",
-        f"dreaming.enabled={'true' if arm == 'dreaming' else 'false'}",
+        *(["world_model.use=none"] if arm == "baseline" else []),
         "log.progress=false",
     ]
 
@@ -105,6 +106,12 @@ def plan_runs(
         for arm in arms:
             for seed in seeds:
                 cfg = load_config(config, run_overrides(overrides, arm, seed, threads))
+                if arm == "dreaming" and not cfg.uses_model:  # the config's own use otherwise
+                    extra = [
+                        *run_overrides(overrides, arm, seed, threads),
+                        "world_model.use=dreams",
+                    ]
+                    cfg = load_config(config, extra)
                 name = f"{stem}__{arm}__s{seed}"
                 runs.append(
                     RunSpec(name, config, arm, seed, exp_dir / "runs" / name, cfg.to_dict())

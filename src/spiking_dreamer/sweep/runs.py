@@ -18,13 +18,8 @@ from typing import Any
 
 import yaml
 
-from spiking_dreamer.config import (
-    KEY_RULES,
-    RUN_SETTINGS,
-    ConfigError,
-    config_from_dict,
-    flatten_keys,
-)
+from spiking_dreamer.config import KEY_RULES, RUN_SETTINGS, ConfigError
+from spiking_dreamer.config_loading import config_from_dict, flatten_keys
 from spiking_dreamer.files import atomic_write
 from spiking_dreamer.sweep.plan import RunSpec, SweepError
 

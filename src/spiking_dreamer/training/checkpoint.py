@@ -20,7 +20,8 @@ from torch.torch_version import TorchVersion
 
 from spiking_dreamer import __version__
 from spiking_dreamer.agent import Actor, build_actor
-from spiking_dreamer.config import Config, ConfigError, config_from_dict
+from spiking_dreamer.config import Config, ConfigError
+from spiking_dreamer.config_loading import config_from_dict
 from spiking_dreamer.errors import CheckpointError
 from spiking_dreamer.files import atomic_write
 from spiking_dreamer.provenance import versions

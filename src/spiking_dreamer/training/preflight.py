@@ -2,9 +2,10 @@
 
 A value can pass the config's own checks and still fail once the run has started: an
 ``env.kwargs`` value the env refuses only when it steps, a batch or buffer too large for the
-machine's memory, a run directory that cannot be written. :func:`check_new_run` checks them all
-for a new run, before its directory exists; :func:`check_memory` alone serves forks, resumes and
-the benchmark.
+machine's memory, a run directory that cannot be written.
+:func:`~spiking_dreamer.training.run_dir.check_new_run` checks them all for a new run, before its
+directory exists, with :func:`check_memory`, which alone serves forks, resumes and the
+benchmark.
 
 The memory figure is an estimate (the stored buffers, and the batches and activations one
 update keeps at once): it is there to refuse sizes that cannot fit, not to predict a run's peak.
@@ -12,20 +13,21 @@ update keeps at once): it is there to refuse sizes that cannot fit, not to predi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from spiking_dreamer.config import Config, ConfigError
-from spiking_dreamer.envs import check_env
 
 FLOAT = 4
 """Bytes per stored value (float32)."""
 
 
-def _device(name: str) -> torch.device:
+def check_device(name: str) -> torch.device:
+    """The device of ``train.device`` (``auto``: CUDA when available); a CUDA device where
+    CUDA is not available is a :class:`ConfigError`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available")
     return torch.device(name)
 
 
@@ -75,7 +77,7 @@ def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
     capacity = min(cfg.train.replay_size, cfg.train.total_steps)
     parts = {"train.replay_size": capacity * row * FLOAT}
     g = max(cfg.train.updates_per_step, 1)
-    if cfg.dreaming.enabled:
+    if cfg.uses_model:
         g = max(g, cfg.dreaming.updates_per_step)
     actor = _actor_floats(cfg, obs_dim, act_dim)
     critic = 2 * 3 * (obs_dim + act_dim + sum(cfg.critic.hidden_sizes))
@@ -83,7 +85,7 @@ def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
     batched = cfg.td3.schedule == "per_env_step" and cfg.td3.batched_targets
     batch = cfg.td3.batch_size
     parts["td3.batch_size"] = batch * (g * row + (g if batched else 1) * update) * FLOAT
-    if cfg.dreaming.enabled:
+    if cfg.uses_model:
         d, wm = cfg.dreaming, cfg.world_model
         members = wm.ensemble_size
         model = _model_floats(cfg, obs_dim, act_dim)
@@ -93,7 +95,7 @@ def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
         stored = d.rollout_batch * max(d.horizon, *(d.horizon_schedule[2:] or (1,))) * row
         parts["dreaming.rollout_batch"] = (rows * members * (model + actor) + stored) * FLOAT
         vg = cfg.value_gradient
-        if vg.enabled:
+        if wm.use == "value_gradient":
             per = members * model + 2 * actor + 3 * critic
             parts["value_gradient.batch_size"] = vg.batch_size * vg.horizon * per * FLOAT
     return parts
@@ -106,7 +108,7 @@ def _gib(n: float) -> str:
 def check_memory(cfg: Config, obs_dim: int, act_dim: int) -> None:
     """Refuse (:class:`ConfigError`, naming the largest part's key) a config whose buffers and
     batches cannot fit in the memory free on its device."""
-    device = _device(cfg.train.device)
+    device = check_device(cfg.train.device)
     free = available_memory(device)
     if free is None:
         return
@@ -123,26 +125,3 @@ def check_memory(cfg: Config, obs_dim: int, act_dim: int) -> None:
         f"{key}={value}: this run needs about {_gib(need)} of memory ({listed}), but only "
         f"{_gib(free)} is free on {device}; lower {key}"
     )
-
-
-def check_new_run(cfg: Config, run_dir: Path | None) -> tuple[int, int]:
-    """Check a new run before anything is created: its env with ``env.kwargs`` (made, reset and
-    stepped once), its device, the memory it needs and, when given, its run directory (new,
-    writable, with disk space for the buffers' checkpoints). Returns the observation and action
-    sizes.
-
-    Raises:
-        UserError: the first problem found (:class:`ConfigError`, :class:`EnvError`,
-            :class:`RunDirError`, ...), naming the key or path.
-    """
-    from spiking_dreamer.training.run_dir import check_new_run_dir, storage_estimate
-    from spiking_dreamer.training.trainer import resolve_device
-
-    resolve_device(cfg.train.device)
-    obs_dim, act_dim = check_env(cfg.env.id, cfg.env.kwargs)
-    check_memory(cfg, obs_dim, act_dim)
-    if run_dir is not None:
-        capacity = min(cfg.train.replay_size, cfg.train.total_steps)
-        dreams = cfg.dreaming.buffer_size if cfg.dreaming.enabled else 0
-        check_new_run_dir(run_dir, storage_estimate(obs_dim, act_dim, capacity + dreams))
-    return obs_dim, act_dim

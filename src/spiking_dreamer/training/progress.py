@@ -24,18 +24,19 @@ MIN_PHASE_S = 5.0
 def run_phases(cfg: Config) -> list[tuple[int, str]]:
     """``(first env step, name)`` of each phase of a run whose speed differs: the random
     warm-up, TD3 updates from ``train.update_after``, the policy acting from
-    ``train.start_steps`` and dreams (or learning through the model) from
-    ``dreaming.start_step``."""
-    t, d = cfg.train, cfg.dreaming
-    bounds = {0, t.update_after, t.start_steps} | ({d.start_step} if d.enabled else set())
+    ``train.start_steps`` and dreams from ``dreaming.start_step`` (or learning through the
+    model from ``value_gradient.start_step``)."""
+    t, use = cfg.train, cfg.world_model.use
+    model = {"dreams": cfg.dreaming, "value_gradient": cfg.value_gradient}.get(use)
+    bounds = {0, t.update_after, t.start_steps} | ({model.start_step} if model else set())
     out: list[tuple[int, str]] = []
     for first in sorted(bounds):
         updates, policy = first >= t.update_after, first >= t.start_steps
         name = "training" if policy else "warm-up"
         if updates and not policy:
             name += " + updates"
-        if d.enabled and updates and first >= d.start_step:
-            name += " through the model" if cfg.value_gradient.enabled else " + dreams"
+        if model is not None and updates and first >= model.start_step:
+            name += " through the model" if use == "value_gradient" else " + dreams"
         if not out or out[-1][1] != name:
             out.append((first, name))
     return out

@@ -16,15 +16,15 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer.config import (
-    FORK_KEYS,
-    Config,
+from spiking_dreamer.config import FORK_KEYS, Config
+from spiking_dreamer.config_loading import (
     apply_overrides,
     config_from_dict,
     flatten_keys,
     save_config,
     with_run_settings,
 )
+from spiking_dreamer.envs import check_env
 from spiking_dreamer.errors import CheckpointError, ConfigError, OutputPathError, RunDirError
 from spiking_dreamer.files import check_output_dir, nearest_existing
 from spiking_dreamer.training.checkpoint import (
@@ -33,13 +33,13 @@ from spiking_dreamer.training.checkpoint import (
     read_state,
     save_state_file,
 )
-from spiking_dreamer.training.preflight import check_memory
+from spiking_dreamer.training.preflight import check_device, check_memory
 from spiking_dreamer.training.seeding import saved_on
 
 
 def default_run_dir(cfg: Config) -> Path:
     """``<log.run_root>/<env>__<arm>__s<seed>__<date-time>``."""
-    arm = "dreaming" if cfg.dreaming.enabled else "baseline"
+    arm = "dreaming" if cfg.uses_model else "baseline"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path(cfg.log.run_root) / f"{cfg.env.id}__{arm}__s{cfg.train.seed}__{stamp}"
 
@@ -81,6 +81,26 @@ def check_new_run_dir(run_dir: Path, need_bytes: int) -> None:
             f"{run_dir}: {free / 2**30:.2f} GiB free, but the replay buffer and its checkpoints "
             f"need about {need_bytes / 2**30:.2f} GiB"
         )
+
+
+def check_new_run(cfg: Config, run_dir: Path | None) -> tuple[int, int]:
+    """Check a new run before anything is created: its device, its env with ``env.kwargs``
+    (made, reset and stepped once), the memory it needs and, when given, its run directory
+    (new, writable, with disk space for the buffers' checkpoints). Returns the observation and
+    action sizes.
+
+    Raises:
+        UserError: the first problem found (:class:`ConfigError`, :class:`EnvError`,
+            :class:`RunDirError`, ...), naming the key or path.
+    """
+    check_device(cfg.train.device)
+    obs_dim, act_dim = check_env(cfg.env.id, cfg.env.kwargs)
+    check_memory(cfg, obs_dim, act_dim)
+    if run_dir is not None:
+        capacity = min(cfg.train.replay_size, cfg.train.total_steps)
+        dreams = cfg.dreaming.buffer_size if cfg.uses_model else 0
+        check_new_run_dir(run_dir, storage_estimate(obs_dim, act_dim, capacity + dreams))
+    return obs_dim, act_dim
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, need_bytes: int) -> None:
@@ -212,13 +232,6 @@ def fork_state(
         if idle:
             raise ConfigError(
                 f"{parent_dir} is a --no-dreaming run: {', '.join(idle)} would change nothing"
-            )
-    if not new.value_gradient.enabled:
-        idle = [k for k in changed if k.startswith("value_gradient.")]
-        if idle:
-            raise ConfigError(
-                f"{parent_dir} does not learn through the model (value_gradient.enabled: "
-                f"false): {', '.join(idle)} would change nothing"
             )
     if "train.device" in changed:
         raise ConfigError(

@@ -8,17 +8,20 @@ logger). :meth:`Trainer.advance` is the whole schedule of one env step, in this 
 2. world-model training phase, if due (every ``world_model.train_every`` env steps from
    ``train.update_after`` on);
 3. dream phase, if due (every ``dreaming.every`` env steps from ``dreaming.start_step`` on,
-   once the model has trained): imagined rollouts from real start states into the dream buffer;
-   or, learning through the model (``value_gradient.enabled``), a distribution rollout into the
-   start-state pool instead (every ``value_gradient.distribution_every`` env steps);
-4. TD3 updates (from ``train.update_after`` on; how many: :meth:`Config.updates_per_step`), on
-   real batches, or real plus dream batches once dreams exist; learning through the model,
-   value-gradient updates once the pool has states;
+   once the model has trained): imagined rollouts from real start states into the dream buffer
+   (``world_model.use: dreams``); or, learning through the model (``value_gradient``), a
+   distribution rollout into the start-state pool instead (every
+   ``value_gradient.distribution_every`` env steps from ``value_gradient.start_step`` on);
+4. the agent's updates (from ``train.update_after`` on; how many:
+   :meth:`Config.updates_per_step`; :meth:`TD3.train`), on real batches, or real plus dream
+   batches once dreams exist; learning through the model, with the value gradient as the
+   actor objective once the pool has states;
 5. log (every ``log.log_every`` steps), evaluate (every ``train.eval_every`` steps and at the
    last step), save the full training state (every ``train.checkpoint_every`` steps, at the next
    episode end).
 
-Steps 2-3 exist only with dreaming (``--no-dreaming`` builds no world model at all).
+Steps 2-3 exist only with a world model (``world_model.use: none``, ``--no-dreaming``, builds
+none at all).
 """
 
 from __future__ import annotations
@@ -134,7 +137,7 @@ class Trainer:
         capacity = min(cfg.train.replay_size, cfg.train.total_steps)
         self.buffer = ReplayBuffer(capacity, self.obs_dim, self.act_dim, self.device)
         self.dreaming: DreamEngine | None = None  # --no-dreaming builds no world model at all
-        if cfg.dreaming.enabled:
+        if cfg.uses_model:
             g_dream = torch.Generator(self.device).manual_seed(seed + 3)
             self.dreaming = DreamEngine(
                 cfg, self.env_id, self.obs_dim, self.act_dim, self.actor, self.device, g_dream
@@ -223,11 +226,11 @@ class Trainer:
             phases: dict[str, float] = {}
             if _due(step, wm.train_every, cfg.train.update_after) and len(self.buffer) > 1:
                 phases.update(dreaming.train_model(self.buffer))
-            vg = dreaming.value_gradient  # learning through the model, not from its dreams
+            vg, vc = dreaming.value_gradient, cfg.value_gradient  # learning through the model
             if vg is None and _due(step, dc.every, dc.start_step) and dreaming.model_trained:
                 phases.update(dreaming.dream(self.buffer, step))
-            vg_every = cfg.value_gradient.distribution_every
-            if vg is not None and _due(step, vg_every, dc.start_step) and dreaming.model_trained:
+            vg_due = _due(step, vc.distribution_every, vc.start_step)
+            if vg is not None and vg_due and dreaming.model_trained:
                 phases.update(vg.distribution_phase(self.buffer, self.actor))
             if phases:
                 self.logger.log(step, phases)
@@ -281,20 +284,19 @@ class Trainer:
             self._needs_reset = True
 
     def _update_agent(self) -> dict[str, torch.Tensor]:
-        """This env step's TD3 updates (``td3.schedule`` arranges critic, actor and target
-        updates), on real batches, or real plus dream batches once the dream buffer can fill
-        its share."""
-        cfg, g = self.cfg, self.sample_generator
-        with_dreams = self.dreaming is not None and self.dreaming.active
-        n, size = cfg.updates_per_step(with_dreams), cfg.td3.batch_size
+        """This env step's agent updates (:meth:`TD3.train`), on real batches, or real plus
+        dream batches once the dream buffer can fill its share; learning through the model,
+        with the value gradient as the actor objective once its pool has states."""
+        cfg, g, dreaming = self.cfg, self.sample_generator, self.dreaming
+        with_dreams = dreaming is not None and dreaming.active
+        size = cfg.td3.batch_size
         if with_dreams:
-            batches = [self.dreaming.sample(self.buffer, size, g) for _ in range(n)]
+            sample = lambda: dreaming.sample(self.buffer, size, g)  # noqa: E731
         else:
-            batches = [self.buffer.sample(size, g) for _ in range(n)]
-        vg = self.dreaming.value_gradient if self.dreaming is not None else None
-        if vg is not None and vg.ready:  # value gradients once the pool has start states
-            return vg.update(self.agent, batches)
-        return self.agent.update_env_step(batches)
+            sample = lambda: self.buffer.sample(size, g)  # noqa: E731
+        vg = dreaming.value_gradient if dreaming is not None else None
+        objective = vg if vg is not None and vg.ready else None
+        return self.agent.train(cfg.updates_per_step(with_dreams), sample, objective)
 
     def _log_losses(self) -> None:
         record = {f"train/{k}": v.item() for k, v in self._losses.items()}
@@ -415,7 +417,7 @@ class Trainer:
             c["last_return"],
         )
         self.episode_return, self.episode_length = c["episode_return"], c["episode_length"]
-        self._wall_time_before = state.get("timing", {}).get("wall_time_s", 0.0)  # old: none
+        self._wall_time_before = state.get("timing", {}).get("wall_time_s", 0.0)
         self._saved_step = c["step"]
         self.agent.load_state_dict({**state, "num_updates": c["num_updates"]})
         self.buffer.load_state_dict(state["buffer"])
