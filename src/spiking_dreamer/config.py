@@ -181,7 +181,7 @@ class TD3Config:
     """``per_env_step``: the G TD targets in one forward of the target actor and critic over
     all G * B next states (the same targets as G forwards: the targets are fixed meanwhile);
     fewer launches for a GPU; on a CPU the larger activations may leave the cache
-    (docs/throughput.md)."""
+    (docs/regimes.md)."""
     target_tau_per: Literal["critic_update", "actor_update"] = setting("critic_update", fork=True)
     """``per_env_step``: the one Polyak step per env step uses ``1 - (1 - tau)^n`` with ``n`` this
     env step's critic updates (the averaging horizon of REDQ/MBPO, which move the targets
@@ -471,7 +471,7 @@ class DreamingConfig:
     """Rows per world-model forward in a dream phase; 0: all start states at once. The same
     values either way (bitwise for chunks of >= 64 rows at the default model size, tested;
     smaller matrices may round differently). On a CPU, chunks keep the activations in cache
-    (docs/throughput.md has the measurement); on a GPU one forward is best."""
+    (docs/regimes.md has the measurement); on a GPU one forward is best."""
 
     def __post_init__(self) -> None:
         k = "dreaming."

@@ -39,7 +39,7 @@ With a model-based actor objective (:meth:`TD3.train` with a
 :class:`~spiking_dreamer.agent.objective.ModelObjective`, e.g. the SVG(H) value gradient), each
 update is a critic step (TD3's target on a real batch, or the objective's critic loss), and
 every ``policy_delay``-th update an actor step on the objective (plus the activity penalty) and
-a Polyak update of both targets. What each schedule costs is measured in docs/throughput.md.
+a Polyak update of both targets. What each schedule costs is measured in docs/regimes.md.
 """
 
 from __future__ import annotations
@@ -251,9 +251,12 @@ class TD3:
         activity penalty ``firing_rate_penalty * mean firing rate`` from the same forward."""
         if self.penalises_firing:
             trains = self.actor.spike_trains(obs)
-            penalty = self.cfg.firing_rate_penalty * firing_rate_penalty(trains)
-            return self.actor.decode(trains[-1]), penalty
+            return self.actor.decode(trains[-1]), self._penalty(trains)
         return self._actor_fn(obs), None
+
+    def _penalty(self, trains: Sequence[Tensor]) -> Tensor:
+        """``firing_rate_penalty * mean firing rate`` of the actor's spike trains."""
+        return self.cfg.firing_rate_penalty * firing_rate_penalty(trains)
 
     def _critic_step(self, obs_n: Tensor, action: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
         """One critic step towards the TD target ``[B]``; returns the loss and ``Q`` ``[2, B]``.
@@ -429,8 +432,7 @@ class TD3:
         if actor_due and result.usable:
             loss = result.loss
             if self.penalises_firing:
-                trains = self.actor.spike_trains(result.obs)
-                loss = loss + cfg.firing_rate_penalty * firing_rate_penalty(trains)
+                loss = loss + self._penalty(self.actor.spike_trains(result.obs))
             self._actor_step_on(loss)
         if not real:
             critic_loss, q = objective.critic_loss(
