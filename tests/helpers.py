@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic
-from spiking_dreamer.config import ActorConfig, TD3Config
+from spiking_dreamer.config import KIND_DEFAULTS, ActorConfig, Config, TD3Config
 from spiking_dreamer.training.checkpoint import load_state_file
 
 TINY_ACTOR = ActorConfig(hidden_sizes=(16,), spike_ts=2, encoder_pop_dim=4, decoder_pop_dim=3)
@@ -49,6 +49,17 @@ PENDULUM = [*TINY_SETTINGS, "env.id=Pendulum-v1", "world_model.use=none"]
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def declared_defaults() -> dict:
+    """The schema's defaults as declared: ``Config().to_dict()`` but with the world-model keys
+    whose default is the kind's (``null``, resolved when a config is built) as ``None``."""
+    declared = Config().to_dict()
+    for key in KIND_DEFAULTS["spiking"]:
+        declared["world_model"][key] = None
+    return declared
+
+
 TINY = [
     "actor.hidden_sizes=[16]",
     "actor.spike_ts=2",

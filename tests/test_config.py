@@ -9,18 +9,17 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spiking_dreamer.config import KIND_DEFAULTS, SPIKING_ONLY_KEYS, Config, ConfigError
+from spiking_dreamer.config import SPIKING_ONLY_KEYS, Config, ConfigError
 from spiking_dreamer.config_loading import config_from_dict, load_config
+
+from .helpers import declared_defaults
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_default_yaml_lists_every_key_with_the_dataclass_defaults() -> None:
     data = yaml.safe_load((CONFIGS / "default.yaml").read_text())
-    declared = Config().to_dict()
-    for key in KIND_DEFAULTS["spiking"]:  # declared null: the kind's default, resolved on load
-        declared["world_model"][key] = None
-    assert data == declared
+    assert data == declared_defaults()
     assert config_from_dict(data) == Config()
 
 

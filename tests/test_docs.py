@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from spiking_dreamer.config import Config
 from spiking_dreamer.config_loading import flatten_keys
+
+from .helpers import declared_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DOC = ROOT / "docs" / "configuration.md"
@@ -46,7 +47,7 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def test_configuration_doc_lists_every_key_with_its_default() -> None:
-    defaults = flatten_keys(Config().to_dict())
+    defaults = flatten_keys(declared_defaults())
     rows = _documented()
     assert sorted(set(defaults) - set(rows)) == [], "keys missing from docs/configuration.md"
     assert sorted(set(rows) - set(defaults)) == [], "documented keys that do not exist"
