@@ -515,7 +515,8 @@ class ValueGradientConfig:
     start-state pool has states (before, the agent's own updates run)."""
     horizon: int = setting(5, fork=True)
     """``H``: steps of the differentiable training rollout (DHMBPO ``training_rollout_horizon``
-    5); also the MVE horizon."""
+    5); also the value-expansion horizon of the MVE critic (DHMBPO's code regresses the first
+    pair only: docs/regimes.md)."""
     distribution_horizon: int = setting(20, fork=True)
     """``D``: steps of a distribution rollout (DHMBPO ``distribution_rollout_horizon`` 20)."""
     distribution_every: int = setting(20, fork=True)
