@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic
-from spiking_dreamer.config import KIND_DEFAULTS, ActorConfig, Config, TD3Config
+from spiking_dreamer.agent import SAC, TD3, PopSpikingActor, TwinQCritic, build_actor
+from spiking_dreamer.config import KIND_DEFAULTS, ActorConfig, Config, SACConfig, TD3Config
 from spiking_dreamer.training.checkpoint import load_state_file
 
 TINY_ACTOR = ActorConfig(hidden_sizes=(16,), spike_ts=2, encoder_pop_dim=4, decoder_pop_dim=3)
@@ -26,6 +26,40 @@ def tiny_td3(
     actor = PopSpikingActor(obs_dim, -high, high, TINY_ACTOR)
     critic = TwinQCritic(obs_dim, act_dim, (16, 16))
     return TD3(actor, critic, td3 or TD3Config(), torch.Generator().manual_seed(seed))
+
+
+def tiny_sac(
+    obs_dim: int = 3,
+    act_dim: int = 2,
+    seed: int = 0,
+    sac: SACConfig | None = None,
+    action_high: float = 1.0,
+    kind: str = "popsan",
+    **actor: object,
+) -> SAC:
+    """A SAC agent of tiny networks (PopSAN-SAC, or its MLP reference with ``kind="mlp"``)."""
+    torch.manual_seed(seed)
+    high = torch.full((act_dim,), action_high)
+    sac = sac or SACConfig(log_std_hidden_sizes=(16,))
+    cfg = ActorConfig(**{**TINY_ACTOR.__dict__, "kind": kind, **actor})
+    policy = build_actor(obs_dim, -high, high, cfg, sac)
+    critic = TwinQCritic(obs_dim, act_dim, (16, 16))
+    return SAC(policy, critic, sac, torch.Generator().manual_seed(seed))  # type: ignore[arg-type]
+
+
+def as_sac(settings: list[str]) -> list[str]:
+    """``--set`` overrides of a TD3 run as those of the same run with SAC: ``td3.*`` keys under
+    ``sac.*`` (those SAC has), ``agent.kind=sac``, and a log-std network of the actor's size."""
+    shared = set(SACConfig.__dataclass_fields__)
+    out = []
+    for s in settings:
+        if s.startswith("td3."):
+            key = s.split("=", 1)[0][4:]
+            if key not in shared:
+                continue
+            s = "sac." + s[4:]
+        out.append(s)
+    return [*out, "agent.kind=sac", "sac.log_std_hidden_sizes=[16]"]
 
 
 TINY_SETTINGS = [

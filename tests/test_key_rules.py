@@ -50,6 +50,9 @@ NEW_FORK_KEYS = {
     *("td3.schedule", "td3.actor_updates_per_step", "td3.batched_targets", "td3.target_tau_per"),
     *(k for k in KEY_RULES if k.startswith("value_gradient.")),
     "dreaming.predict_chunk",
+    *(f"sac.{k}" for k in ("batch_size", "gamma", "tau", "target_entropy", "log_std_min")),
+    *(f"sac.{k}" for k in ("log_std_max", "firing_rate_penalty", "schedule")),
+    *(f"sac.{k}" for k in ("actor_updates_per_step", "batched_targets", "target_tau_per")),
 }
 
 

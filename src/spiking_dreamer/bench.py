@@ -3,16 +3,23 @@
 Loops (steady state: a random warm-up that fills the buffer, then 250 untimed training steps in
 which any compiling happens; evaluation excluded):
 
-* ``mlp``: TD3 with the MLP reference actor of the same width (the ANN reference);
-* ``baseline``: PopSAN-TD3 without dreaming;
-* ``dreaming``: PopSAN-TD3 with the spiking world model and dream phases at their configured
-  frequency (dreams start right after the warm-up).
+* ``mlp``: the config's agent with the MLP reference actor of the same width (the ANN
+  reference);
+* ``baseline``: the PopSAN actor and the config's agent (PopSAN-TD3, or PopSAN-SAC under
+  ``agent.kind: sac``) without dreaming;
+* ``dreaming``: the same with the world model used as configured (dream phases at their
+  configured frequency, dreams right after the warm-up; or learning through the model);
+* ``td3`` (only when the config's agent is SAC): PopSAN-TD3 without dreaming at SAC's batch
+  size, discount, target rate and update arrangement (``td3_counterpart``), so the two agents'
+  updates are timed side by side in one run.
 
 All arms use the config's update schedule, so with ``--config configs/halfcheetah_mbpo.yaml``
 ``dreaming`` is MBPO's regime and ``baseline`` its real-only control at the same G.
 
 Parts: action latency at batch 1, critic update (a TD target and a critic step), actor update
-(an actor step and the Polyak update of both targets), one env step's updates
+(an actor step, SAC's temperature step, and the Polyak update of the targets), one TD3 step
+(``td3_step_ms``: a critic step and ``1 / policy_delay`` actor steps) or SAC step
+(``sac_step_ms``: a critic and an actor step), one env step's updates
 (``updates_per_env_step_ms``: G = ``Config.updates_per_step`` as the schedule arranges them),
 world-model gradient step and training phase, dream phase; the model training and dreams per
 env step (``*_per_env_step_ms``: a phase's cost over its period).
@@ -32,7 +39,7 @@ from typing import Any
 
 import torch
 
-from spiking_dreamer.agent import polyak_update
+from spiking_dreamer.agent import SAC
 from spiking_dreamer.config import KEY_RULES, Config, ConfigError
 from spiking_dreamer.config_loading import parse_override
 from spiking_dreamer.provenance import result_header
@@ -72,8 +79,44 @@ def check_overrides(overrides: list[str]) -> None:
             raise ConfigError(f"bench sets {key} itself: use {BENCH_KEYS[key]}, not --set")
 
 
+def td3_counterpart(cfg: Config) -> Config:
+    """``cfg`` (a SAC config) with PopSAN-TD3 in SAC's place: SAC's batch size, discount, target
+    rate, activity penalty and update arrangement (``sac`` -> ``td3``, ``per_env_step`` ->
+    ``per_env_step``), TD3's defaults otherwise (its exploration noise included)."""
+    s, default = cfg.sac, Config()
+    td3: dict[str, Any] = {
+        "batch_size": s.batch_size,
+        "gamma": s.gamma,
+        "tau": s.tau,
+        "firing_rate_penalty": s.firing_rate_penalty,
+    }
+    if s.schedule == "per_env_step":
+        td3 |= {
+            "schedule": "per_env_step",
+            "actor_updates_per_step": s.actor_updates_per_step,
+            "batched_targets": s.batched_targets,
+            "target_tau_per": s.target_tau_per,
+        }
+    return cfg.replace(
+        agent={"kind": "td3"},
+        sac=default.to_dict()["sac"],
+        td3=td3,
+        dreaming={"exploration_noise": default.dreaming.exploration_noise},
+        value_gradient={"exploration_noise": default.value_gradient.exploration_noise},
+    )
+
+
+def _step_key(cfg: Config) -> str:
+    """The part that is one update of ``cfg``'s agent and schedule."""
+    if cfg.agent.kind == "sac":
+        return "sac_step_ms" if cfg.sac.schedule == "sac" else "updates_per_env_step_ms"
+    return "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
+
+
 def _trainer(cfg: Config, arm: str, warmup: int, root: Path, compile: bool) -> Trainer:
     actor = {"kind": "mlp"} if arm == "mlp" else {}
+    if arm == "td3":
+        cfg = td3_counterpart(cfg)
     use = cfg.world_model.use if arm == "dreaming" else "none"
     value_gradient = {"start_step": warmup} if use == "value_gradient" else {}
     train = {"start_steps": warmup, "update_after": warmup, "eval_every": 10**9}
@@ -106,23 +149,25 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     """Medians in ms of the parts of one training step (trainer already warmed up); the
     ``*_per_env_step_ms`` parts are what one env step costs on average."""
     agent, buf, g, cfg = trainer.agent, trainer.buffer, trainer.sample_generator, trainer.cfg
-    batch_size = cfg.td3.batch_size
+    settings = cfg.agent_settings
+    batch_size = settings.batch_size
     obs = buf.obs[0].cpu().numpy()
     out = {"action_batch1_ms": median_ms(lambda: agent.act(obs), repeats * 5)}
 
     def critic_only() -> None:  # a TD target and a critic step
         agent.critic_update(buf.sample(batch_size, g))
 
-    def actor_only() -> None:  # an actor step and the Polyak update of both targets
+    def actor_only() -> None:  # an actor (and temperature) step and the Polyak update
         agent.actor_update(buf.sample(batch_size, g))
-        polyak_update(agent.actor, agent.actor_target, cfg.td3.tau)
-        polyak_update(agent.critic, agent.critic_target, cfg.td3.tau)
+        agent.soft_update_targets(settings.tau)
 
     out["critic_update_ms"] = median_ms(critic_only, repeats)
     out["actor_update_ms"] = median_ms(actor_only, repeats)
-    if cfg.td3.schedule == "td3":
+    if cfg.agent.kind == "td3" and cfg.td3.schedule == "td3":
         delay = cfg.td3.policy_delay
         out["td3_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"] / delay
+    if cfg.agent.kind == "sac" and cfg.sac.schedule == "sac":
+        out["sac_step_ms"] = out["critic_update_ms"] + out["actor_update_ms"]
     n = cfg.updates_per_step(trainer.dreaming is not None and trainer.dreaming.active)
     vg = trainer.dreaming.value_gradient if trainer.dreaming is not None else None
 
@@ -181,8 +226,9 @@ def value_gradient_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
             start,
             horizon=vc.horizon,
             member=vc.member,
-            gamma=cfg.td3.gamma,
+            gamma=cfg.agent_settings.gamma,
             generator=vg.generator,
+            alpha=agent.alpha if isinstance(agent, SAC) else None,
         )[0]
 
     def forward_backward() -> None:
@@ -192,7 +238,7 @@ def value_gradient_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     out = {"vg_rollout_forward_ms": median_ms(loss, repeats)}
     out["vg_backward_ms"] = median_ms(forward_backward, repeats) - out["vg_rollout_forward_ms"]
     out["vg_update_ms"] = median_ms(
-        lambda: agent.train(1, lambda: buf.sample(cfg.td3.batch_size, g), vg), repeats
+        lambda: agent.train(1, lambda: buf.sample(cfg.agent_settings.batch_size, g), vg), repeats
     )
     out["distribution_phase_ms"] = median_ms(
         lambda: vg.distribution_phase(buf, agent.actor), max(repeats // 2, 3), warmup=1
@@ -221,10 +267,13 @@ def run_bench(
         import torch._inductor.config as inductor_config
 
         inductor_config.compile_threads = 1
+    sac = cfg.agent.kind == "sac"
+    arms = ("mlp", "baseline", "dreaming", "td3") if sac else ("mlp", "baseline", "dreaming")
+    key, step_name = _step_key(cfg), "sac_step" if sac else "td3_step"
     with tempfile.TemporaryDirectory() as tmp:
         for compiled in (False, True) if compile else (False,):
             suffix = "_compiled" if compiled else ""
-            for arm in ("mlp", "baseline", "dreaming"):
+            for arm in arms:
                 report(arm + suffix, None, 0.0)
                 start = time.perf_counter()
                 trainer = _trainer(cfg, arm, warmup, Path(tmp), compiled)
@@ -232,15 +281,23 @@ def run_bench(
                 parts[arm + suffix] = part_timings(trainer, repeats)
                 trainer.close()
                 report(arm + suffix, loops[arm + suffix], time.perf_counter() - start)
-            key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
             step = {a: parts[a + suffix][key] for a in ("mlp", "baseline")}
-            ratios["popsan_over_mlp_td3_step" + suffix] = step["baseline"] / step["mlp"]
+            ratios[f"popsan_over_mlp_{step_name}" + suffix] = step["baseline"] / step["mlp"]
             ratios["baseline_over_mlp_loop_time" + suffix] = (
                 loops["mlp" + suffix] / loops["baseline" + suffix]
             )
             ratios["dreaming_over_baseline_throughput" + suffix] = (
                 loops["dreaming" + suffix] / loops["baseline" + suffix]
             )
+            if sac:  # the two agents' updates, side by side (PopSAN actor, no world model)
+                sac_parts, td3_parts = parts["baseline" + suffix], parts["td3" + suffix]
+                td3_key = _step_key(td3_counterpart(cfg))
+                ratios["sac_over_td3_update" + suffix] = sac_parts[key] / td3_parts[td3_key]
+                for part in ("critic_update_ms", "actor_update_ms", "action_batch1_ms"):
+                    ratios[f"sac_over_td3_{part[:-3]}" + suffix] = sac_parts[part] / td3_parts[part]
+                ratios["sac_over_td3_loop_time" + suffix] = (
+                    loops["td3" + suffix] / loops["baseline" + suffix]
+                )
     with tempfile.TemporaryDirectory() as tmp:
         for name, other in (also or {}).items():
             report(name, None, 0.0)
@@ -252,12 +309,12 @@ def run_bench(
             report(name, loops[name], time.perf_counter() - start)
             ratios[f"{name}_over_dreaming_throughput"] = loops[name] / loops["dreaming"]
     if compile:  # each actor at its faster setting: the spiking overhead a user pays
-        key = "td3_step_ms" if cfg.td3.schedule == "td3" else "updates_per_env_step_ms"
         best = {a: min(parts[a][key], parts[a + "_compiled"][key]) for a in ("mlp", "baseline")}
-        ratios["popsan_over_mlp_td3_step_best"] = best["baseline"] / best["mlp"]
+        ratios[f"popsan_over_mlp_{step_name}_best"] = best["baseline"] / best["mlp"]
     return {
         **result_header("throughput"),
         "env": cfg.env.id,
+        "agent": cfg.agent.kind,
         "threads": torch.get_num_threads(),
         "device": cfg.train.device,
         "warmup_steps": warmup,
@@ -271,7 +328,11 @@ def run_bench(
 def format_table(result: dict) -> str:
     loops, parts = result["env_steps_per_s"], result["parts_ms"]
     keys = sorted({k for p in parts.values() for k in p})
-    names = {a: a.replace("baseline", "popsan").replace("_compiled", "/c") for a in loops}
+    popsan = "popsan-sac" if result.get("agent") == "sac" else "popsan"
+    names = {
+        a: a.replace("baseline", popsan).replace("td3", "popsan-td3").replace("_compiled", "/c")
+        for a in loops
+    }
     w = {a: max(12, len(names[a]) + 2) for a in loops}
     lines = [f"{'':32}" + "".join(f"{names[a]:>{w[a]}}" for a in loops)]
     lines.append(f"{'env steps/s (loop)':32}" + "".join(f"{loops[a]:{w[a]}.1f}" for a in loops))

@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a PopSAN-TD3 agent")
+    p = sub.add_parser("train", help="train a PopSAN agent (TD3, or SAC: agent.kind)")
     p.add_argument("--config", type=_path, help="YAML config (e.g. configs/halfcheetah.yaml)")
     p.add_argument("--seed", type=_seed, help=f"run seed in [0, {MAX_SEED}], overrides train.seed")
     p.add_argument("--env", help="gymnasium env id, overrides env.id")

@@ -32,6 +32,7 @@ __all__ = [
     "MIN_REPLAY_SIZE",
     "RUN_SETTINGS",
     "ActorConfig",
+    "AgentConfig",
     "Config",
     "ConfigError",
     "CriticConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "EnvConfig",
     "KeyRule",
     "LogConfig",
+    "SACConfig",
     "TD3Config",
     "TrainConfig",
     "ValueGradientConfig",
@@ -221,6 +223,123 @@ class TD3Config:
 
 
 @dataclass(frozen=True)
+class AgentConfig:
+    """Which agent learns: the actor-critic update that owns the actor's and the critic's
+    training (:func:`spiking_dreamer.agent.build_agent`)."""
+
+    kind: Literal["td3", "sac"] = "td3"
+    """``td3``: TD3 with a deterministic actor (``td3.*``); ``sac``: SAC, a maximum-entropy
+    agent with a stochastic (squashed-Gaussian) actor (``sac.*``), the agent of MBPO, MACURA and
+    DHMBPO. The other agent's section must stay at its defaults."""
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ("td3", "sac"), "agent.kind", f"must be td3 or sac, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    """SAC (Haarnoja et al., "Soft Actor-Critic Algorithms and Applications", 2018, v2): clipped
+    double-Q with a target critic, a tanh-squashed Gaussian policy, the temperature tuned
+    towards a target entropy. The actor is PopSAN-SAC's (Tang et al., CoRL 2020): the mean from
+    the actor's network, the log-std from ``log_std_head``. Defaults are PopSAN's SAC settings
+    (actor lr 1e-4, log-std network and critic lr 1e-3, batch 100, tau 0.005, alpha 0.2), with
+    the temperature tuned automatically from 0.2 (PopSAN's SAC keeps it fixed:
+    ``auto_alpha: false``)."""
+
+    actor_lr: float = 1e-4
+    """The actor's mean path (PopSAN-SAC's ``popsan_lr``)."""
+    log_std_lr: float = 1e-3
+    """The log-std head's own weights (PopSAN-SAC trains its log-std network at the critic's
+    rate)."""
+    critic_lr: float = 1e-3
+    alpha_lr: float = 3e-4
+    """The temperature's (``log alpha``) Adam step size (Haarnoja et al. 2018: 3e-4)."""
+    batch_size: int = setting(100, fork=True)
+    gamma: float = setting(0.99, fork=True)
+    tau: float = setting(0.005, fork=True)
+    alpha: float = 0.2
+    """Entropy temperature: its initial value, or its value throughout with ``auto_alpha:
+    false`` (PopSAN's SAC: 0.2, fixed)."""
+    auto_alpha: bool = True
+    """Tune ``log alpha`` by gradient descent on ``-log alpha * (log pi + target_entropy)``
+    (Haarnoja et al. 2018 v2, eq. 18)."""
+    target_entropy: float | None = setting(None, fork=True)
+    """The entropy the temperature steers towards; ``null``: ``-|A|`` (minus the action size)."""
+    log_std_min: float = setting(-20.0, fork=True)
+    log_std_max: float = setting(2.0, fork=True)
+    """The log-std is clamped to ``[log_std_min, log_std_max]`` (PopSAN-SAC, SpinningUp)."""
+    log_std_head: Literal["ann", "shared"] = "ann"
+    """Where the log-std comes from. ``ann``: a separate ReLU MLP (``log_std_hidden_sizes``) on
+    the normalised observation (PopSAN-SAC: the stochastic part is not spiking); ``shared``:
+    the actor's own network, i.e. for ``actor.kind: popsan`` a second output population of the
+    last spiking layer with its own population decoder (fully spiking), for ``mlp`` a second
+    linear head on the last hidden layer (the SAC actor of Haarnoja et al. / SpinningUp)."""
+    log_std_hidden_sizes: tuple[int, ...] = (256, 256)
+    """``log_std_head: ann``: hidden layers of the log-std network (PopSAN-SAC: the actor's)."""
+    firing_rate_penalty: float = setting(0.0, fork=True)
+    """Coefficient of the spiking actor's mean firing rate in the actor loss (0: off)."""
+    schedule: Literal["sac", "per_env_step"] = setting("sac", fork=True)
+    """How one env step's G updates are arranged. ``sac``: G SAC steps (a critic step, an actor
+    and temperature step and a Polyak update of the target critic each); ``per_env_step``
+    (REDQ): G critic steps with the actor, the temperature and the target critic fixed, then
+    ``actor_updates_per_step`` actor and temperature steps, then one Polyak update."""
+    actor_updates_per_step: int = setting(1, fork=True)
+    """``per_env_step``: actor (and temperature) steps per env step, on the last batches."""
+    batched_targets: bool = setting(True, fork=True)
+    """``per_env_step``: the G TD targets in one forward of the actor and the target critic
+    over all G * B next states (the same targets as G forwards)."""
+    target_tau_per: Literal["critic_update", "actor_update"] = setting("critic_update", fork=True)
+    """``per_env_step``: the one Polyak step per env step uses ``1 - (1 - tau)^n``, ``n`` this
+    env step's critic updates (REDQ/MBPO) or actor updates."""
+
+    def __post_init__(self) -> None:
+        k = "sac."
+        for name in ("actor_lr", "log_std_lr", "critic_lr", "alpha_lr", "alpha"):
+            _check(getattr(self, name) > 0, k + name, "must be > 0")
+        _check(self.batch_size >= 1, k + "batch_size", "must be >= 1")
+        _check(0 <= self.gamma < 1, k + "gamma", "must lie in [0, 1)")
+        _check(0 < self.tau <= 1, k + "tau", "must lie in (0, 1]")
+        _check(
+            self.log_std_min < self.log_std_max,
+            k + "log_std_min",
+            f"must be below sac.log_std_max={self.log_std_max}",
+        )
+        _check(self.log_std_head in ("ann", "shared"), k + "log_std_head", "must be ann or shared")
+        _check(len(self.log_std_hidden_sizes) >= 1, k + "log_std_hidden_sizes", "needs a layer")
+        _check(
+            all(h > 0 for h in self.log_std_hidden_sizes),
+            k + "log_std_hidden_sizes",
+            "sizes must be > 0",
+        )
+        _check(self.firing_rate_penalty >= 0, k + "firing_rate_penalty", "must be >= 0")
+        _check(
+            self.schedule in ("sac", "per_env_step"),
+            k + "schedule",
+            f"must be sac or per_env_step, got {self.schedule!r}",
+        )
+        _check(self.actor_updates_per_step >= 1, k + "actor_updates_per_step", "must be >= 1")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        own = ["actor_updates_per_step", "batched_targets", "target_tau_per"]
+        if self.schedule == "sac":
+            for name in own:
+                value = getattr(self, name)
+                _check(
+                    value == defaults[name],
+                    k + name,
+                    f"{value!r} applies only with sac.schedule: per_env_step; leave it at "
+                    f"{defaults[name]!r}",
+                )
+        if self.log_std_head == "shared":
+            value = self.log_std_hidden_sizes
+            _check(
+                value == defaults["log_std_hidden_sizes"],
+                k + "log_std_hidden_sizes",
+                f"{list(value)!r} shapes the separate log-std network of log_std_head: ann "
+                f"only; leave it at {list(defaults['log_std_hidden_sizes'])!r}",
+            )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     total_steps: int = setting(1_000_000, fork=True, resume=True)
@@ -228,9 +347,9 @@ class TrainConfig:
     start_steps: int = setting(10_000, bench="--warmup")
     """Uniform random actions before the policy acts."""
     update_after: int = setting(1_000, bench="--warmup")
-    """Env steps before TD3 updates start (PopSAN/Spinning Up: 1,000)."""
+    """Env steps before the agent's updates start (PopSAN/Spinning Up: 1,000)."""
     updates_per_step: int = setting(1, fork=True)
-    """TD3 updates per env step (the update-to-data ratio); with dreaming, until TD3 batches
+    """Agent updates per env step (the update-to-data ratio); with dreaming, until its batches
     include dreams, or throughout unless ``dreaming.updates_per_step`` is set."""
     replay_size: int = 1_000_000
     eval_every: int = setting(5_000, fork=True, bench="nothing (no evaluation while timing)")
@@ -246,7 +365,7 @@ class TrainConfig:
     compile: bool = setting(
         False, fork=True, resume=True, experiment=False, bench="--compile (it times both)"
     )
-    """``torch.compile`` acting and the TD3 update's network forwards (spiking backward
+    """``torch.compile`` acting and the agent update's network forwards (spiking backward
     included); same maths, fewer kernel launches; compiling takes a while once."""
 
     def __post_init__(self) -> None:
@@ -458,11 +577,13 @@ class DreamingConfig:
     penalty: float = setting(1.0, fork=True)
     """MOPO penalty: stored reward is ``r - penalty * u``."""
     exploration_noise: float = setting(0.1, fork=True)
+    """Gaussian noise on dreamed actions, relative to the action half-range (TD3). Under
+    ``agent.kind: sac`` dream actions are policy samples: stored as 0."""
     buffer_size: int = 100_000
     real_ratio: float = setting(0.5, fork=True)
-    """Share of real transitions in each TD3 batch once dreams exist."""
+    """Share of real transitions in each agent batch once dreams exist."""
     updates_per_step: int = setting(0, fork=True)
-    """TD3 updates per env step once TD3 batches include dreams; 0: ``train.updates_per_step``
+    """Agent updates per env step once its batches include dreams; 0: ``train.updates_per_step``
     throughout (see :meth:`Config.updates_per_step`)."""
     recent_fraction: float = setting(0.0, fork=True)
     """Share of start states drawn from the newest ``recent_window`` real transitions."""
@@ -535,10 +656,12 @@ class ValueGradientConfig:
     the mean of the elites' predicted means (deterministic)."""
     critic_target: Literal["mve", "td3"] = setting("mve", fork=True)
     """Critic update: ``mve``, H-step value-expansion targets on the training rollouts
-    (:func:`mve_critic_loss`); ``td3``, TD3's one-step targets on the usual (real) batches."""
+    (:func:`mve_critic_loss`); ``td3``, the agent's own one-step targets (TD3's or SAC's) on
+    the usual (real) batches."""
     exploration_noise: float = setting(0.1, fork=True)
     """Gaussian action noise of distribution rollouts, relative to the action half-range
-    (clipped to the bounds, as in the real env and the dreamer)."""
+    (clipped to the bounds, as in the real env and the dreamer). Under ``agent.kind: sac`` the
+    rollouts sample the policy: stored as 0."""
     action_noise: float = setting(0.0, fork=True)
     """Optional Gaussian smoothing noise on the actions *inside* the differentiable rollout
     (relative to the half-range, clipped to ``±2.5`` times itself and to the bounds).
@@ -595,7 +718,9 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     actor: ActorConfig = field(default_factory=ActorConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
     td3: TD3Config = field(default_factory=TD3Config)
+    sac: SACConfig = field(default_factory=SACConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     dreaming: DreamingConfig = field(default_factory=DreamingConfig)
@@ -610,12 +735,18 @@ class Config:
         return plain(dataclasses.asdict(self))
 
     def updates_per_step(self, dreams_in_batch: bool) -> int:
-        """TD3 updates per env step, the one rule: ``train.updates_per_step``, except once
-        TD3 batches include dreams (``dreams_in_batch``) and ``dreaming.updates_per_step`` is
-        set (> 0): then that."""
+        """Agent updates per env step, the one rule: ``train.updates_per_step``, except once
+        the agent's batches include dreams (``dreams_in_batch``) and
+        ``dreaming.updates_per_step`` is set (> 0): then that."""
         if dreams_in_batch and self.dreaming.updates_per_step > 0:
             return self.dreaming.updates_per_step
         return self.train.updates_per_step
+
+    @property
+    def agent_settings(self) -> TD3Config | SACConfig:
+        """The section of the agent ``agent.kind`` names (``td3`` or ``sac``): its batch size,
+        discount and update schedule are the run's."""
+        return self.sac if self.agent.kind == "sac" else self.td3
 
     @property
     def uses_model(self) -> bool:
@@ -623,10 +754,12 @@ class Config:
         return self.world_model.use != "none"
 
     def __post_init__(self) -> None:
+        self._check_agent_sections()
+        batch_size, kind = self.agent_settings.batch_size, self.agent.kind
         _check(
-            self.td3.batch_size <= self.train.replay_size,
-            "td3.batch_size",
-            f"{self.td3.batch_size} is larger than train.replay_size ({self.train.replay_size}): "
+            batch_size <= self.train.replay_size,
+            f"{kind}.batch_size",
+            f"{batch_size} is larger than train.replay_size ({self.train.replay_size}): "
             "every batch would repeat transitions",
         )
         d, vg, use = self.dreaming, self.value_gradient, self.world_model.use
@@ -650,7 +783,7 @@ class Config:
         ):
             raise ConfigError(
                 f"dreaming.updates_per_step: {d.updates_per_step} would never apply: with "
-                "dreaming.real_ratio: 1 no TD3 batch includes dreams; set "
+                "dreaming.real_ratio: 1 no agent batch includes dreams; set "
                 "dreaming.updates_per_step: 0 and the updates per env step with "
                 "train.updates_per_step"
             )
@@ -660,6 +793,13 @@ class Config:
                 "world_model.use",
                 "value_gradient's updates ignore td3.schedule: leave td3.schedule at td3",
             )
+            _check(
+                self.sac.schedule == "sac",
+                "world_model.use",
+                "value_gradient's updates ignore sac.schedule: leave sac.schedule at sac",
+            )
+        if self.agent.kind == "sac":
+            self._sampled_actions_only(use)
         uncertainty = {"dreams": d.uncertainty, "value_gradient": vg.uncertainty}.get(use)
         if uncertainty == "max_std":
             _check(
@@ -667,6 +807,49 @@ class Config:
                 f"{'dreaming' if use == 'dreams' else 'value_gradient'}.uncertainty",
                 "max_std needs world_model.head: gaussian",
             )
+
+    def _check_agent_sections(self) -> None:
+        """The section of the agent not in use stays at its defaults (its keys would be
+        silently ignored)."""
+        kind = self.agent.kind
+        other = "td3" if kind == "sac" else "sac"
+        section = getattr(self, other)
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if value != f.default:
+                raise ConfigError(
+                    f"{other}.{f.name}: {plain(value)!r} configures {other.upper()} and "
+                    f"agent.kind is {kind}; leave it at {plain(f.default)!r} ({kind}'s "
+                    f"settings are under {kind}.*)"
+                )
+
+    def _sampled_actions_only(self, use: str) -> None:
+        """SAC explores by sampling its policy, in the real env, in dreams and in distribution
+        rollouts: TD3's Gaussian action noise does not apply. The noise keys at their (TD3)
+        default are stored as 0; another nonzero value is refused, as is smoothing noise in the
+        value-gradient rollouts (SAC's rollouts sample the policy)."""
+        sections = [("dreaming", self.dreaming)]
+        if use == "value_gradient":  # under dreams, value_gradient.* stay at their defaults
+            sections.append(("value_gradient", self.value_gradient))
+        for name, section in sections:
+            value = section.exploration_noise
+            default = type(section)().exploration_noise
+            if value == default:
+                object.__setattr__(self, name, dataclasses.replace(section, exploration_noise=0.0))
+            else:
+                _check(
+                    value == 0,
+                    f"{name}.exploration_noise",
+                    f"{value!r}: with agent.kind: sac imagined actions are samples of the "
+                    "stochastic policy, with no Gaussian noise on top; leave it out (stored as "
+                    "0.0) or write 0",
+                )
+        _check(
+            self.value_gradient.action_noise == 0,
+            "value_gradient.action_noise",
+            "with agent.kind: sac the training rollout samples the stochastic policy "
+            "(reparameterised); no smoothing noise on top: leave it at 0.0",
+        )
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """Copy with some keys of some sections changed, e.g. ``cfg.replace(train={"seed": 1})``."""

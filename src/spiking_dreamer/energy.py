@@ -5,7 +5,8 @@ spike trains) and compares ``E_AC * SOPs + E_MAC * decoder MACs`` with ``E_MAC *
 dense ANN actor of the same hidden sizes (operation-count convention; 45 nm FP32 constants
 E_AC = 0.9 pJ, E_MAC = 4.6 pJ from Horowitz, ISSCC 2014). The caveats are in
 :data:`ENERGY_CAVEATS` and in every report; :func:`format_energy_report` prints it as a table
-(``spiking-dreamer eval --energy``).
+(``spiking-dreamer eval --energy``). For a SAC actor the report counts the mean path, the
+deterministic action: the log-std head runs only while training.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ Intermediate Representation, HDF5)::
     input [O * P_in] -> fc1 (Affine) -> lif1 (CubaLIF) -> ... -> fcL -> lifL [A * P_out] -> output
 
 one ``nir.Affine(weight, bias)`` and one ``nir.CubaLIF`` per actor layer (hidden layers and the
-output population).
+output population). For a SAC actor (PopSAN-SAC) this is the mean path, i.e. the deterministic
+action an evaluation takes: the log-std network (or, fully spiking, the log-std population) only
+shapes the exploration noise while training and is not exported to NIR (the safetensors export
+holds every weight).
 
 **Neuron mapping.** Our current-based LIF (PopSAN), per time step::
 

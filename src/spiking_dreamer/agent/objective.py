@@ -24,6 +24,9 @@ class ActorObjective(NamedTuple):
     usable: whether the agent may step on ``loss`` (finite, every imagined branch valid).
     stats: detached scalars for the agent's loss record (e.g. ``vg_objective``).
     rollout: what :meth:`ModelObjective.critic_loss` reads (e.g. the imagined trajectory).
+    log_prob: for a stochastic actor (an ``alpha`` was passed), ``[B]`` detached
+        ``log pi(a_0 | s_0)`` of the actions sampled at ``obs``: what SAC's temperature step
+        reads; ``None`` otherwise.
     """
 
     loss: Tensor
@@ -31,6 +34,7 @@ class ActorObjective(NamedTuple):
     usable: bool
     stats: dict[str, Tensor]
     rollout: Any
+    log_prob: Tensor | None = None
 
 
 class ModelObjective(Protocol):
@@ -38,7 +42,11 @@ class ModelObjective(Protocol):
 
     ``critic_on_real_batches``: the critic keeps the agent's own TD targets on real batches;
     otherwise the objective's :meth:`critic_loss` (on its rollout) is the critic's loss and no
-    real batch is sampled."""
+    real batch is sampled.
+
+    ``alpha``: a maximum-entropy agent (SAC) passes its temperature; the objective then samples
+    the stochastic actor (reparameterised) and adds ``-alpha log pi`` to the returns it
+    maximises and to the values it fits (DHMBPO). ``None`` (TD3): the deterministic actor."""
 
     critic_on_real_batches: bool
 
@@ -48,6 +56,7 @@ class ModelObjective(Protocol):
         critic: nn.Module,
         obs_normalizer: Callable[[Tensor], Tensor],
         gamma: float,
+        alpha: Tensor | float | None = None,
     ) -> ActorObjective: ...
 
     def critic_loss(
@@ -60,6 +69,8 @@ class ModelObjective(Protocol):
         gamma: float,
         target_noise: float,
         noise_clip: float,
+        alpha: Tensor | float | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The critic's loss and the values it is fitted towards (for the loss record)."""
+        """The critic's loss and the values it is fitted towards (for the loss record);
+        ``actor_target`` is the policy the bootstrap acts with (SAC: the online actor)."""
         ...

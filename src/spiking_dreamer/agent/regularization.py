@@ -8,7 +8,8 @@ loss with a coefficient*, e.g. in TD3's actor update::
     actions = actor.decode(trains[-1])
     actor_loss = -critic.q1(obs, actions).mean() + coef * firing_rate_penalty(trains)
 
-TD3 adds it when ``td3.firing_rate_penalty > 0`` (off by default).
+TD3 adds it when ``td3.firing_rate_penalty > 0``, SAC when ``sac.firing_rate_penalty > 0`` (off
+by default).
 """
 
 from __future__ import annotations

@@ -174,6 +174,11 @@ class TD3:
             action = np.clip(action, self._low, self._high)
         return action.astype(np.float32)
 
+    def explore(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The action taken in the real env while training: the actor's action plus Gaussian
+        noise ``td3.exploration_noise * half-range`` drawn from ``rng``, clipped to the bounds."""
+        return self.act(obs, rng, self.cfg.exploration_noise)
+
     def critic_target_value(self, batch: Batch) -> Tensor:
         """The TD target ``y`` ``[B]`` (no gradient)."""
         cfg, actor = self.cfg, self.actor_target
@@ -305,10 +310,20 @@ class TD3:
         """One actor step of TD3's own objective on ``batch`` (no target update)."""
         self._actor_step(batch.obs, self.actor.obs_normalizer(batch.obs))
 
-    def _update_targets(self, tau: float) -> None:
-        """Polyak update of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``."""
+    @property
+    def target_networks(self) -> dict[str, nn.Module]:
+        """The target networks by name."""
+        return {"target actor": self.actor_target, "target critic": self.critic_target}
+
+    def soft_update_targets(self, tau: float) -> None:
+        """Polyak update of both targets: ``theta_targ <- tau theta + (1 - tau) theta_targ``
+        (not counted)."""
         polyak_update(self.actor, self.actor_target, tau)
         polyak_update(self.critic, self.critic_target, tau)
+
+    def _update_targets(self, tau: float) -> None:
+        """:meth:`soft_update_targets`, counted."""
+        self.soft_update_targets(tau)
         self.num_target_updates += 1
 
     def _losses(self, critic_loss: Tensor, q: Tensor) -> dict[str, Tensor]:

@@ -1,5 +1,6 @@
 """The model-based half of a run: the world model, its trainer, the dream buffer and the dreamer,
-and how dreams are mixed into TD3 batches. The training loop decides when each phase runs."""
+and how dreams are mixed into the agent's batches. The training loop decides when each phase
+runs."""
 
 from __future__ import annotations
 
@@ -121,8 +122,7 @@ class DreamEngine:
 
     @property
     def active(self) -> bool:
-        """Whether TD3 batches now include dreams."""
-        n_dream = self.cfg.td3.batch_size - round(
-            self.cfg.dreaming.real_ratio * self.cfg.td3.batch_size
-        )
+        """Whether the agent's batches now include dreams."""
+        batch_size = self.cfg.agent_settings.batch_size
+        n_dream = batch_size - round(self.cfg.dreaming.real_ratio * batch_size)
         return n_dream > 0 and len(self.buffer) >= n_dream

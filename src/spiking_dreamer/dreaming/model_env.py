@@ -10,7 +10,8 @@ distribution and training rollouts of value-gradient learning (:mod:`.value_grad
 * :func:`uncertainty`: epistemic uncertainty from the members' disagreement (MOPO; Yu et al.,
   NeurIPS 2020);
 * :func:`explore_step`: the actor's action with exploration noise (clipped to the actor's
-  bounds), the model's transition, its uncertainty and which rows are finite;
+  bounds), or a sample of a stochastic (SAC) actor's policy, the model's transition, its
+  uncertainty and which rows are finite;
 * termination: the env's own function (:mod:`spiking_dreamer.termination`), passed in.
 
 Shapes: ``N`` rows, ``O`` observation and ``A`` action sizes, ``E`` members, ``K`` elites.
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 from spiking_dreamer.agent.base import HasBounds, perturb
+from spiking_dreamer.agent.gaussian import SquashedGaussian
 from spiking_dreamer.world_model.base import EnsembleDynamicsModel, Prediction
 
 Member = Literal["random_elite", "elite_mean"]
@@ -132,10 +134,23 @@ def explore_step(
     chunk: int = 0,
 ) -> ExploreStep:
     """``a = clip(pi(s) + eps * half_range, low, high)``, ``eps ~ N(0, exploration_noise^2)``
-    (as in the real env), then :func:`model_transition` and the uncertainty over all members
-    (MOPO's convention) or the elites. Draws, in order: the actor's (a Bernoulli encoder),
-    the noise, the member choice."""
-    action = perturb(actor(obs, generator), actor, exploration_noise, math.inf, generator)
+    (as in the real env), or for a stochastic actor (SAC, :class:`SquashedGaussian`) a sample
+    ``a ~ pi(. | s)`` of its policy (as in the real env and MBPO's rollouts; no noise on top),
+    then :func:`model_transition` and the uncertainty over all members (MOPO's convention) or
+    the elites. Draws, in order: the actor's (a Bernoulli encoder), the noise (or the policy's
+    ``eps``), the member choice.
+
+    Raises:
+        ValueError: ``exploration_noise`` is not 0 for a stochastic actor."""
+    if isinstance(actor, SquashedGaussian):
+        if exploration_noise != 0:
+            raise ValueError(
+                "a stochastic actor explores by sampling its policy: exploration_noise must be "
+                f"0, got {exploration_noise}"
+            )
+        action = actor.sample(obs, generator)[0]
+    else:
+        action = perturb(actor(obs, generator), actor, exploration_noise, math.inf, generator)
     next_obs, reward, pred = model_transition(model, obs, action, member, generator, chunk=chunk)
     members = model.elites
     if uncertainty_over == "all":

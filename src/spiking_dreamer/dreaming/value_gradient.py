@@ -39,6 +39,19 @@ Two kinds of imagined rollouts with two horizons:
     and the critic loss is ``sum_i sum_{h,b} w_hb (Q_i(s_h, a_h) - y_h)^2 / sum_{h,b} w_hb``
     with ``w_hb = alive_h`` (states after a termination are not trained on).
 
+With a stochastic (SAC) actor and its temperature ``alpha`` (DHMBPO's SAC-based SVG), the
+rollout samples ``a_h ~ pi(. | s_h)`` reparameterised (``a_h = f(eps_h; s_h)``, differentiable)
+with log-densities ``l_h = log pi(a_h | s_h)``, and the entropy term enters both losses::
+
+    J(s_0) = sum_{h=0}^{H-1} gamma^h alive_h (r_h - alpha l_h)
+             + gamma^H alive_H (min_i Q_i(s_H, a_H) - alpha l_H),       a_H ~ pi(. | s_H)
+    v_H = min_i Q'_i(s_H, a'_H) - alpha l'_H,                           a'_H ~ pi(. | s_H)
+    y_h = r_h + gamma (1 - terminated_h) v_{h+1},   v_h = y_h - alpha l_h   (soft values)
+
+i.e. SAC's actor objective and soft Bellman target unrolled through the model (the minimum of
+the twin critics, as SAC's own actor loss; the bootstrap action of the targets from the current
+policy, as SAC's TD target).
+
 A branch in which the model produced a non-finite state or reward is dropped from both losses
 (weight 0; its later states are replaced by the last finite one so the rest of the batch stays
 finite); the count is reported so a caller can skip an update whose gradients are not finite.
@@ -58,6 +71,7 @@ import torch
 from torch import Tensor, nn
 
 from spiking_dreamer.agent.base import perturb
+from spiking_dreamer.agent.gaussian import SquashedGaussian
 from spiking_dreamer.dreaming.model_env import Member, Policy, explore_step, model_transition
 from spiking_dreamer.termination import TerminationFn
 from spiking_dreamer.world_model.base import EnsembleDynamicsModel
@@ -232,6 +246,8 @@ class Trajectory(NamedTuple):
     terminated: ``[H, B]`` bool, the termination function on ``(s_h, a_h, s_{h+1})``.
     alive: ``[H + 1, B]`` float, ``alive_0 = 1``, ``alive_{h+1} = alive_h (1 - terminated_h)``.
     valid: ``[B]`` bool, every transition of the branch was finite.
+    log_prob: ``[H, B]`` ``log pi(a_h | s_h)`` of a stochastic actor's sampled actions; ``None``
+        for a deterministic actor.
     """
 
     obs: Tensor
@@ -240,9 +256,10 @@ class Trajectory(NamedTuple):
     terminated: Tensor
     alive: Tensor
     valid: Tensor
+    log_prob: Tensor | None = None
 
     def detach(self) -> Trajectory:
-        return Trajectory(*(x.detach() for x in self))
+        return Trajectory(*(x.detach() if x is not None else None for x in self))
 
     @property
     def horizon(self) -> int:
@@ -259,8 +276,12 @@ def imagine(
     member: Member,
     generator: torch.Generator,
     action_noise: float = 0.0,
+    stochastic: bool = False,
 ) -> Trajectory:
     """The differentiable training rollout from ``start_obs`` ``[B, O]`` (graph kept).
+
+    ``stochastic`` (a SAC actor, :class:`SquashedGaussian`): ``a_h`` is a reparameterised
+    sample of the policy, its log-density kept in ``log_prob``; otherwise:
 
     ``a_h = pi(s_h)``, ``(s_{h+1}, r_h) = model_transition(s_h, a_h)``. No exploration noise by
     default: TD3's actor is deterministic, its critic estimates the value of the deterministic
@@ -278,9 +299,15 @@ def imagine(
     n = start_obs.shape[0]
     alive = torch.ones(n, dtype=obs.dtype, device=obs.device)
     valid = torch.ones(n, dtype=torch.bool, device=obs.device)
-    states, actions, rewards, dones, alives = [obs], [], [], [], [alive]
+    states, actions, rewards, dones, alives, log_probs = [obs], [], [], [], [alive], []
+    if stochastic and not isinstance(actor, SquashedGaussian):
+        raise TypeError(f"a stochastic rollout needs a stochastic actor, got {type(actor)}")
     for _ in range(horizon):
-        action = actor(obs, generator)
+        if stochastic:
+            action, log_prob = actor.sample(obs, generator)
+            log_probs.append(log_prob)
+        else:
+            action = actor(obs, generator)
         if action_noise > 0:
             action = perturb(action, actor, action_noise, 2.5 * action_noise, generator)
         next_obs, reward, _ = model_transition(
@@ -305,6 +332,7 @@ def imagine(
         torch.stack(dones),
         torch.stack(alives),
         valid,
+        torch.stack(log_probs) if stochastic else None,
     )
 
 
@@ -315,15 +343,29 @@ def svg_objective(
     obs_normalizer: Callable[[Tensor], Tensor],
     gamma: float,
     generator: torch.Generator | None = None,
+    alpha: Tensor | float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``J`` ``[B]`` of each start state and its bootstrap part ``gamma^H alive_H Q_1`` ``[B]``:
-    ``J = sum_h gamma^h alive_h r_h + gamma^H alive_H Q_1(obs_normalizer(s_H), pi(s_H))``."""
+    ``J = sum_h gamma^h alive_h r_h + gamma^H alive_H Q_1(obs_normalizer(s_H), pi(s_H))``.
+
+    With ``alpha`` (a stochastic trajectory): the soft return of the module docstring,
+    ``sum_h gamma^h alive_h (r_h - alpha l_h) + gamma^H alive_H (min_i Q_i(s_H, a_H) - alpha
+    l_H)`` with ``a_H`` a reparameterised sample; the bootstrap part is the last term."""
     horizon = traj.horizon
     discounts = gamma ** torch.arange(horizon, device=traj.reward.device, dtype=traj.reward.dtype)
-    model_return = (discounts[:, None] * traj.alive[:-1] * traj.reward).sum(0)
     s_last = traj.obs[-1]
-    q1 = critic(obs_normalizer(s_last), actor(s_last, generator))[0]
-    bootstrap = gamma**horizon * traj.alive[-1] * q1
+    if alpha is None:
+        model_return = (discounts[:, None] * traj.alive[:-1] * traj.reward).sum(0)
+        q1 = critic(obs_normalizer(s_last), actor(s_last, generator))[0]
+        bootstrap = gamma**horizon * traj.alive[-1] * q1
+        return model_return + bootstrap, bootstrap
+    if traj.log_prob is None:
+        raise ValueError("an entropy-regularised objective needs a stochastic trajectory")
+    soft_reward = traj.reward - alpha * traj.log_prob
+    model_return = (discounts[:, None] * traj.alive[:-1] * soft_reward).sum(0)
+    a_last, log_prob_last = actor.sample(s_last, generator)
+    q = critic(obs_normalizer(s_last), a_last).min(0).values
+    bootstrap = gamma**horizon * traj.alive[-1] * (q - alpha * log_prob_last)
     return model_return + bootstrap, bootstrap
 
 
@@ -341,6 +383,7 @@ def value_gradient_loss(
     generator: torch.Generator,
     model_gradients: bool = False,
     action_noise: float = 0.0,
+    alpha: Tensor | float | None = None,
 ) -> tuple[Tensor, Trajectory, dict[str, Tensor]]:
     """The SVG(H) actor loss ``-mean_b J(s_0^b)`` over the valid branches (module docstring).
 
@@ -356,8 +399,11 @@ def value_gradient_loss(
         termination_fn: the env's termination function.
         start_obs: ``[B, O]`` raw start states (no grad).
         horizon, member, gamma, model_gradients, action_noise: see :class:`ValueGradientConfig`
-            (``gamma``: TD3's discount).
-        generator: member choice, Gaussian-head and smoothing noise, a Bernoulli encoder.
+            (``gamma``: the agent's discount).
+        generator: member choice, Gaussian-head and smoothing noise, a Bernoulli encoder, a
+            stochastic actor's ``eps``.
+        alpha: a SAC actor's temperature: sampled actions and the entropy term (module
+            docstring); ``None``: the deterministic policy's value gradient.
 
     Returns:
         the loss (scalar, with graph), the trajectory (with graph; ``.detach()`` it for
@@ -376,8 +422,11 @@ def value_gradient_loss(
             member=member,
             generator=generator,
             action_noise=action_noise,
+            stochastic=alpha is not None,
         )
-        objective, bootstrap = svg_objective(traj, actor, critic, obs_normalizer, gamma, generator)
+        objective, bootstrap = svg_objective(
+            traj, actor, critic, obs_normalizer, gamma, generator, alpha
+        )
     count = traj.valid.sum().clamp_min(1).to(objective.dtype)
     objective = torch.where(traj.valid, objective, torch.zeros_like(objective))
     bootstrap = torch.where(traj.valid, bootstrap.detach(), torch.zeros_like(objective))
@@ -405,11 +454,21 @@ def mve_targets(
     target_noise: float,
     noise_clip: float,
     generator: torch.Generator,
+    alpha: Tensor | float | None = None,
 ) -> Tensor:
     """MVE targets ``y`` ``[H, B]`` for ``Q(s_h, a_h)`` on a (detached) trajectory:
     ``y_H = min_i Q'_i(obs_normalizer(s_H), a'_H)`` with TD3's smoothed target action
     ``a'_H = clip(pi'(s_H) + clip(eps, -noise_clip, noise_clip) * half_range, low, high)``,
-    ``eps ~ N(0, target_noise^2)``, then ``y_h = r_h + gamma (1 - terminated_h) y_{h+1}``."""
+    ``eps ~ N(0, target_noise^2)``, then ``y_h = r_h + gamma (1 - terminated_h) y_{h+1}``.
+
+    With ``alpha`` (a stochastic trajectory; ``actor_target`` is then SAC's current policy and
+    the noise arguments are unused): the soft values of the module docstring,
+    ``v_H = min_i Q'_i(s_H, a'_H) - alpha l'_H`` with ``a'_H ~ pi(. | s_H)``,
+    ``y_h = r_h + gamma (1 - terminated_h) v_{h+1}``, ``v_h = y_h - alpha l_h``."""
+    if alpha is not None:
+        return _soft_mve_targets(
+            traj, actor_target, critic_target, obs_normalizer, gamma, alpha, generator
+        )
     s_last = traj.obs[-1]
     a_last = actor_target(s_last, generator)
     if target_noise > 0:
@@ -419,6 +478,29 @@ def mve_targets(
     for h in reversed(range(traj.horizon)):
         y = traj.reward[h] + gamma * (1.0 - traj.terminated[h].to(y.dtype)) * y
         targets.append(y)
+    return torch.stack(targets[::-1])
+
+
+def _soft_mve_targets(
+    traj: Trajectory,
+    policy: Policy,
+    critic_target: nn.Module,
+    obs_normalizer: Callable[[Tensor], Tensor],
+    gamma: float,
+    alpha: Tensor | float,
+    generator: torch.Generator,
+) -> Tensor:
+    """:func:`mve_targets` with SAC's soft values (no gradient)."""
+    if traj.log_prob is None:
+        raise ValueError("soft value-expansion targets need a stochastic trajectory")
+    s_last = traj.obs[-1]
+    a_last, log_prob_last = policy.sample(s_last, generator)
+    v = critic_target(obs_normalizer(s_last), a_last).min(0).values - alpha * log_prob_last
+    targets = []
+    for h in reversed(range(traj.horizon)):
+        y = traj.reward[h] + gamma * (1.0 - traj.terminated[h].to(v.dtype)) * v
+        targets.append(y)
+        v = y - alpha * traj.log_prob[h]
     return torch.stack(targets[::-1])
 
 

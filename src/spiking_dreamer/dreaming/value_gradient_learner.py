@@ -33,7 +33,9 @@ class ValueGradientLearner:
     The agent calls :meth:`actor_objective` for an actor update: the SVG(H) loss of
     ``batch_size`` pool states through a differentiable training rollout; with
     ``critic_target: mve`` it fits its critic with :meth:`critic_loss` on the value-expansion
-    targets of the same (detached) rollout instead of TD3's targets on real batches. The world
+    targets of the same (detached) rollout instead of the agent's targets on real batches (with
+    SAC's temperature ``alpha``, the rollout samples the policy and both carry the entropy
+    term). The world
     model is never stepped here: it trains on its own loss only.
 
     Args:
@@ -66,7 +68,7 @@ class ValueGradientLearner:
 
     @property
     def critic_on_real_batches(self) -> bool:
-        """``critic_target: td3``: the critic keeps TD3's targets on real batches."""
+        """``critic_target: td3``: the critic keeps the agent's own targets on real batches."""
         return self.cfg.critic_target == "td3"
 
     def distribution_phase(self, real: ReplayBuffer, actor: Policy) -> dict[str, float]:
@@ -97,9 +99,12 @@ class ValueGradientLearner:
         critic: nn.Module,
         obs_normalizer: Callable[[Tensor], Tensor],
         gamma: float,
+        alpha: Tensor | float | None = None,
     ) -> ActorObjective:
         """The SVG(H) loss (:func:`~spiking_dreamer.dreaming.value_gradient.value_gradient_loss`)
-        of ``batch_size`` pool states; its stats give ``vg_objective`` (the mean ``J``)."""
+        of ``batch_size`` pool states; its stats give ``vg_objective`` (the mean ``J``). With
+        ``alpha`` (SAC), the rollout samples the policy and ``J`` carries the entropy term;
+        ``log_prob`` is then the first step's ``log pi(a_0 | s_0)``."""
         cfg, g = self.cfg, self.generator
         start = self.pool.sample(cfg.batch_size, g)
         loss, traj, stats = value_gradient_loss(
@@ -114,10 +119,13 @@ class ValueGradientLearner:
             gamma=gamma,
             generator=g,
             action_noise=cfg.action_noise,
+            alpha=alpha,
         )
         usable = bool(torch.isfinite(loss)) and int(stats["vg/invalid_branches"]) == 0
         self.skipped_updates += not usable
-        return ActorObjective(loss, start, usable, {"vg_objective": stats["vg/objective"]}, traj)
+        log_prob = traj.log_prob[0].detach() if traj.log_prob is not None else None
+        vg_stats = {"vg_objective": stats["vg/objective"]}
+        return ActorObjective(loss, start, usable, vg_stats, traj, log_prob)
 
     def critic_loss(
         self,
@@ -129,9 +137,11 @@ class ValueGradientLearner:
         gamma: float,
         target_noise: float,
         noise_clip: float,
+        alpha: Tensor | float | None = None,
     ) -> tuple[Tensor, Tensor]:
         """The MVE critic loss on the objective's detached rollout and its targets ``[H, B]``
-        (:func:`~spiking_dreamer.dreaming.value_gradient.mve_targets`)."""
+        (:func:`~spiking_dreamer.dreaming.value_gradient.mve_targets`; with ``alpha``, SAC's
+        soft values, bootstrapped with a sample of ``actor_target``, SAC's current policy)."""
         traj = objective.rollout.detach()
         targets = mve_targets(
             traj,
@@ -142,6 +152,7 @@ class ValueGradientLearner:
             target_noise=target_noise,
             noise_clip=noise_clip,
             generator=self.generator,
+            alpha=alpha,
         )
         return mve_critic_loss(traj, targets, critic, obs_normalizer), targets
 

@@ -19,7 +19,7 @@ import torch
 from torch.torch_version import TorchVersion
 
 from spiking_dreamer import __version__
-from spiking_dreamer.agent import Actor, build_actor
+from spiking_dreamer.agent import Actor, build_policy
 from spiking_dreamer.config import Config, ConfigError
 from spiking_dreamer.config_loading import config_from_dict
 from spiking_dreamer.errors import CheckpointError
@@ -113,7 +113,7 @@ def load_actor(
     env = data["env"]
     low = torch.tensor(env["action_low"], dtype=torch.float32)
     high = torch.tensor(env["action_high"], dtype=torch.float32)
-    actor = build_actor(env["obs_dim"], low, high, cfg.actor)
+    actor = build_policy(env["obs_dim"], low, high, cfg)  # a SAC run's: stochastic
     try:
         actor.load_state_dict(data["actor"])
     except RuntimeError as e:

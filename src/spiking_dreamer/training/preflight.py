@@ -69,10 +69,10 @@ def _model_floats(cfg: Config, obs_dim: int, act_dim: int) -> int:
 
 def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
     """Bytes a run of ``cfg`` needs, by the config key that sets each part: the replay buffer
-    (``train.replay_size``), the dream buffer (``dreaming.buffer_size``), one env step's TD3
-    batches with an update's activations (``td3.batch_size``), a world-model training batch
-    (``world_model.batch_size``), a dream phase's model forward (``dreaming.rollout_batch``)
-    and a value-gradient rollout (``value_gradient.batch_size``)."""
+    (``train.replay_size``), the dream buffer (``dreaming.buffer_size``), one env step's agent
+    batches with an update's activations (``td3.batch_size`` or ``sac.batch_size``), a
+    world-model training batch (``world_model.batch_size``), a dream phase's model forward
+    (``dreaming.rollout_batch``) and a value-gradient rollout (``value_gradient.batch_size``)."""
     row = 2 * obs_dim + act_dim + 2  # obs, next obs, action, reward, done
     capacity = min(cfg.train.replay_size, cfg.train.total_steps)
     parts = {"train.replay_size": capacity * row * FLOAT}
@@ -82,9 +82,12 @@ def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
     actor = _actor_floats(cfg, obs_dim, act_dim)
     critic = 2 * 3 * (obs_dim + act_dim + sum(cfg.critic.hidden_sizes))
     update = 2 * actor + 3 * critic
-    batched = cfg.td3.schedule == "per_env_step" and cfg.td3.batched_targets
-    batch = cfg.td3.batch_size
-    parts["td3.batch_size"] = batch * (g * row + (g if batched else 1) * update) * FLOAT
+    agent = cfg.agent_settings  # td3.* or sac.*
+    batched = agent.schedule == "per_env_step" and agent.batched_targets
+    batch = agent.batch_size
+    parts[f"{cfg.agent.kind}.batch_size"] = (
+        batch * (g * row + (g if batched else 1) * update) * FLOAT
+    )
     if cfg.uses_model:
         d, wm = cfg.dreaming, cfg.world_model
         members = wm.ensemble_size

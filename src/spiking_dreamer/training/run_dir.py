@@ -224,9 +224,9 @@ def fork_state(
     state, used = state_at(state_path(parent_dir), step)
     old = state["config"]
     new = config_from_dict(apply_overrides(old, overrides), "--set overrides of the fork")
-    changed = sorted(
-        k for k, v in flatten_keys(new.to_dict()).items() if flatten_keys(old).get(k) != v
-    )
+    # the parent's config as it loads now: keys added since it was saved take their defaults
+    before = flatten_keys(config_from_dict(old, f"{parent_dir} (stored config)").to_dict())
+    changed = sorted(k for k, v in flatten_keys(new.to_dict()).items() if before.get(k) != v)
     if state["dreaming"] is None:
         idle = [k for k in changed if k.startswith(("dreaming.", "world_model."))]
         if idle:

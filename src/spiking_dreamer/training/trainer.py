@@ -3,8 +3,9 @@
 One :class:`Trainer` owns a run's state (networks, optimisers, buffers, generators, counters,
 logger). :meth:`Trainer.advance` is the whole schedule of one env step, in this order:
 
-1. act (uniform random during the warm-up, then the actor plus exploration noise), step the env,
-   store the transition in the real replay buffer;
+1. act (uniform random during the warm-up, then the agent's exploring action: TD3's actor plus
+   Gaussian noise, or a sample of SAC's policy), step the env, store the transition in the real
+   replay buffer;
 2. world-model training phase, if due (every ``world_model.train_every`` env steps from
    ``train.update_after`` on);
 3. dream phase, if due (every ``dreaming.every`` env steps from ``dreaming.start_step`` on,
@@ -13,7 +14,7 @@ logger). :meth:`Trainer.advance` is the whole schedule of one env step, in this 
    distribution rollout into the start-state pool instead (every
    ``value_gradient.distribution_every`` env steps from ``value_gradient.start_step`` on);
 4. the agent's updates (from ``train.update_after`` on; how many:
-   :meth:`Config.updates_per_step`; :meth:`TD3.train`), on real batches, or real plus dream
+   :meth:`Config.updates_per_step`; the agent's ``train``), on real batches, or real plus dream
    batches once dreams exist; learning through the model, with the value gradient as the
    actor objective once the pool has states;
 5. log (every ``log.log_every`` steps), evaluate (every ``train.eval_every`` steps and at the
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spiking_dreamer.agent import TD3, PopSpikingActor, TwinQCritic, build_actor
+from spiking_dreamer.agent import PopSpikingActor, TwinQCritic, build_agent, build_policy
 from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer
 from spiking_dreamer.config import Config, ConfigError
 from spiking_dreamer.dreaming import DreamEngine
@@ -96,7 +97,8 @@ def _due(step: int, every: int, start: int) -> bool:
 
 
 class Trainer:
-    """A PopSAN-TD3 training run, with or without dreaming.
+    """A PopSAN-TD3 (or PopSAN-SAC, ``agent.kind: sac``) training run, with or without a world
+    model.
 
     Args:
         cfg: the fully resolved config.
@@ -116,7 +118,7 @@ class Trainer:
         seed = cfg.train.seed
         self.np_rng = seed_everything(seed)  # the global torch generator initialises networks
         self.sample_generator = torch.Generator(self.device).manual_seed(seed + 1)
-        noise_generator = torch.Generator(self.device).manual_seed(seed + 2)
+        noise_generator = torch.Generator(self.device).manual_seed(seed + 2)  # TD3's, SAC's
 
         self.env = make_env(self.env_id, cfg.env.kwargs)
         self.eval_envs = [
@@ -127,11 +129,11 @@ class Trainer:
         low = torch.as_tensor(act_space.low, dtype=torch.float32)
         high = torch.as_tensor(act_space.high, dtype=torch.float32)
 
-        self.actor = build_actor(self.obs_dim, low, high, cfg.actor).to(self.device)
+        self.actor = build_policy(self.obs_dim, low, high, cfg).to(self.device)
         self.critic = TwinQCritic(self.obs_dim, self.act_dim, cfg.critic.hidden_sizes).to(
             self.device
         )
-        self.agent = TD3(self.actor, self.critic, cfg.td3, noise_generator)
+        self.agent = build_agent(cfg, self.actor, self.critic, noise_generator)
         if cfg.train.compile:
             self.agent.compile()
         capacity = min(cfg.train.replay_size, cfg.train.total_steps)
@@ -255,7 +257,7 @@ class Trainer:
         if self.step < self.cfg.train.start_steps:
             action = self.env.action_space.sample()
         else:
-            action = self.agent.act(obs, self.np_rng, self.cfg.td3.exploration_noise)
+            action = self.agent.explore(obs, self.np_rng)
             if not np.isfinite(action).all():
                 raise self._diverged(
                     f"the actor's action is non-finite at env step {self.step + 1}"
@@ -284,12 +286,12 @@ class Trainer:
             self._needs_reset = True
 
     def _update_agent(self) -> dict[str, torch.Tensor]:
-        """This env step's agent updates (:meth:`TD3.train`), on real batches, or real plus
+        """This env step's agent updates (the agent's ``train``), on real batches, or real plus
         dream batches once the dream buffer can fill its share; learning through the model,
         with the value gradient as the actor objective once its pool has states."""
         cfg, g, dreaming = self.cfg, self.sample_generator, self.dreaming
         with_dreams = dreaming is not None and dreaming.active
-        size = cfg.td3.batch_size
+        size = cfg.agent_settings.batch_size
         if with_dreams:
             sample = lambda: dreaming.sample(self.buffer, size, g)  # noqa: E731
         else:
@@ -301,7 +303,8 @@ class Trainer:
     def _log_losses(self) -> None:
         record = {f"train/{k}": v.item() for k, v in self._losses.items()}
         if not all(math.isfinite(v) for v in record.values()):
-            raise self._diverged(f"non-finite TD3 loss at step {self.step} ({record})")
+            agent = self.cfg.agent.kind.upper()
+            raise self._diverged(f"non-finite {agent} loss at step {self.step} ({record})")
         record["time/env_steps_per_s"] = self.env_steps_per_s()
         self.logger.log(self.step, record)
 
@@ -372,13 +375,14 @@ class Trainer:
     def _non_finite_networks(self) -> list[str]:
         """Names of the networks with a NaN or infinite parameter."""
         nets = {"actor": self.actor, "critic": self.critic}
-        nets |= {"target actor": self.agent.actor_target, "target critic": self.agent.critic_target}
+        nets |= self.agent.target_networks
         if self.dreaming is not None:
             nets["world model"] = self.dreaming.model
         return non_finite_modules(nets)
 
     def _generators(self) -> dict[str, torch.Generator]:
-        return {"sample": self.sample_generator, "target_noise": self.agent.generator}
+        noise = "policy_noise" if self.cfg.agent.kind == "sac" else "target_noise"
+        return {"sample": self.sample_generator, noise: self.agent.generator}
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to continue exactly as if never stopped."""
@@ -399,7 +403,7 @@ class Trainer:
                 "num_updates": num_updates,
             },
             "timing": {"wall_time_s": self.wall_time_s()},  # not behaviour: kept apart
-            **agent,  # actor, critic, their targets and optimisers, the latest actor loss
+            **agent,  # actor, critic, targets, optimisers (SAC: the temperature), latest losses
             "buffer": self.buffer.state_dict(),
             "dreaming": self.dreaming.state_dict() if self.dreaming is not None else None,
             "rng": rng_state(self.device, self.np_rng, self._generators(), self.env),
