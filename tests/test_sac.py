@@ -42,7 +42,6 @@ from .helpers import TINY_ACTOR, tiny_sac
 from .test_value_gradient import (
     BETA,
     GAMMA,
-    THRESHOLD,
     LinearActor,
     LinearToyModel,
     QuadraticCritic,
@@ -494,9 +493,9 @@ def test_soft_svg_objective_by_hand(termination) -> None:
     loss.backward()
     (-j.mean()).backward()
     torch.testing.assert_close(actor.k.grad[0, 0], k.grad)
-    if termination is toy_termination:
-        assert traj.alive[-1].tolist() != [1.0] * 4  # some branch terminated (s > 2.5)
-        assert THRESHOLD == 2.5
+    if termination is toy_termination:  # the masks are exercised: some branches end early
+        assert (traj.alive[-1] == 0).any()
+        assert (traj.alive[-1] == 1).any()
 
 
 def test_soft_mve_targets_by_hand() -> None:
