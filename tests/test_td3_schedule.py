@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from spiking_dreamer.agent import TD3, MLPActor, PopSpikingActor, TwinQCritic
-from spiking_dreamer.agent.td3 import compounded_tau, polyak_update
+from spiking_dreamer.agent.schedule import compounded_tau
+from spiking_dreamer.agent.td3 import polyak_update
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import Config, ConfigError, TD3Config
 from spiking_dreamer.config_loading import load_config

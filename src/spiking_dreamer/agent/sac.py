@@ -60,7 +60,8 @@ from spiking_dreamer.agent.mlp import MLPGaussianActor
 from spiking_dreamer.agent.objective import ModelObjective
 from spiking_dreamer.agent.popsan import PopSpikingActor, PopSpikingGaussianActor
 from spiking_dreamer.agent.regularization import firing_rate_penalty
-from spiking_dreamer.agent.td3 import compounded_tau, polyak_update
+from spiking_dreamer.agent.schedule import EnvStepSchedule
+from spiking_dreamer.agent.td3 import polyak_update
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import SACConfig
 
@@ -82,7 +83,7 @@ def _mean_and_log_std(actor: SquashedGaussian, obs: Tensor) -> tuple[Tensor, Ten
     return dist.mean, dist.log_std
 
 
-class SAC:
+class SAC(EnvStepSchedule):
     """SAC learner around a stochastic :class:`PopSpikingGaussianActor` (or
     :class:`MLPGaussianActor`) and a :class:`TwinQCritic`, with the interface of
     :class:`~spiking_dreamer.agent.TD3` (:meth:`train`, :meth:`update_env_step`, :meth:`act`,
@@ -98,6 +99,8 @@ class SAC:
         cfg: SAC hyperparameters.
         generator: torch generator for the policy noise of targets and actor steps.
     """
+
+    own_schedule = "sac"
 
     def __init__(
         self, actor: GaussianActor, critic: TwinQCritic, cfg: SACConfig, generator: torch.Generator
@@ -344,12 +347,6 @@ class SAC:
         self.soft_update_targets(tau)
         self.num_target_updates += 1
 
-    def env_step_tau(self, num_batches: int) -> float:
-        """The rate of ``per_env_step``'s one Polyak update (see :meth:`TD3.env_step_tau`)."""
-        cfg = self.cfg
-        n = num_batches if cfg.target_tau_per == "critic_update" else cfg.actor_updates_per_step
-        return compounded_tau(cfg.tau, n)
-
     # ------------------------------------------------------------------------------ updates
 
     def _losses(self, critic_loss: Tensor, q: Tensor) -> dict[str, Tensor]:
@@ -361,7 +358,7 @@ class SAC:
             "entropy": self._entropy,
         }
 
-    def _sac_step(self, batch: Batch) -> dict[str, Tensor]:
+    def _own_step(self, batch: Batch) -> dict[str, Tensor]:
         target = self.critic_target_value(batch)
         obs_n = self.actor.obs_normalizer(batch.obs)
         critic_loss, q = self._critic_step(obs_n, batch.action, target)
@@ -384,50 +381,12 @@ class SAC:
                 f"sac.schedule is {self.cfg.schedule}: run an env step's updates with "
                 "update_env_step(batches), not update(batch)"
             )
-        return self._sac_step(batch)
+        return self._own_step(batch)
 
-    def update_env_step(self, batches: Sequence[Batch]) -> dict[str, Tensor]:
-        """This env step's updates: one critic step per batch (G = ``len(batches)``) and the
-        actor, temperature and target updates ``sac.schedule`` places with them.
-
-        * ``sac``: ``update(b)`` for each batch in order;
-        * ``per_env_step`` (REDQ): G critic steps towards the targets of the fixed actor, alpha
-          and target critic (all G at once with ``batched_targets``); then K =
-          ``actor_updates_per_step`` actor and temperature steps, step ``j`` on batch
-          ``(G - K + j) mod G``; then one Polyak update with :meth:`env_step_tau`.
-
-        Returns the loss record of :meth:`update`; no batches: nothing happens, ``{}``.
-        """
-        if not batches:
-            return {}
-        self.num_env_steps += 1
-        if self.cfg.schedule == "sac":
-            for batch in batches:
-                losses = self._sac_step(batch)
-            return losses
-        normalize, num = self.actor.obs_normalizer, len(batches)
-        targets = self.critic_target_values(batches) if self.cfg.batched_targets else None
-        for g, batch in enumerate(batches):
-            target = targets[g] if targets is not None else self.critic_target_value(batch)
-            critic_loss, q = self._critic_step(normalize(batch.obs), batch.action, target)
-        k = self.cfg.actor_updates_per_step
-        for j in range(k):
-            batch = batches[(num - k + j) % num]
-            self._actor_step(batch.obs, normalize(batch.obs))
-        self._update_targets(self.env_step_tau(num))
-        return self._losses(critic_loss, q)
-
-    def train(
-        self,
-        gradient_steps: int,
-        sample: Callable[[], Batch],
-        objective: ModelObjective | None = None,
+    def _objective_update(
+        self, sample: Callable[[], Batch], objective: ModelObjective
     ) -> dict[str, Tensor]:
-        """This env step's ``gradient_steps`` updates, on batches drawn by ``sample()`` when
-        (and only when) they are read.
-
-        Without ``objective``: :meth:`update_env_step` on ``gradient_steps`` batches. With a
-        :class:`~spiking_dreamer.agent.objective.ModelObjective`, each update is
+        """One update with a model objective (:meth:`train`):
 
         1. a critic step on SAC's target on a real batch, if ``objective.critic_on_real_batches``;
         2. an actor step on ``objective.actor_objective(..., alpha=alpha)`` plus the activity
@@ -437,18 +396,8 @@ class SAC:
            bootstrap samples the (online) policy with ``alpha``;
         4. a Polyak update of the target critic with ``tau``.
 
-        ``alpha`` is the temperature before the update. Returns the loss record of the last
-        update, with the objective's ``stats``."""
-        if objective is None:
-            return self.update_env_step([sample() for _ in range(gradient_steps)])
-        losses: dict[str, Tensor] = {}
-        for _ in range(gradient_steps):
-            losses = self._objective_update(sample, objective)
-        return losses
-
-    def _objective_update(
-        self, sample: Callable[[], Batch], objective: ModelObjective
-    ) -> dict[str, Tensor]:
+        ``alpha`` is the temperature before the update. Returns the loss record, with the
+        objective's ``stats``."""
         cfg, normalize, alpha = self.cfg, self.actor.obs_normalizer, self.alpha
         real = objective.critic_on_real_batches
         if real:
@@ -482,16 +431,6 @@ class SAC:
         return {**self._losses(critic_loss, q), **result.stats}
 
     # ------------------------------------------------------------------------------ state
-
-    @property
-    def update_counts(self) -> dict[str, int]:
-        """How many critic steps, actor steps, target (Polyak) updates and env steps ran."""
-        return {
-            "critic": self.num_updates,
-            "actor": self.num_actor_updates,
-            "target": self.num_target_updates,
-            "env_steps": self.num_env_steps,
-        }
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, the target critic, optimisers, the temperature (``log_alpha``, its

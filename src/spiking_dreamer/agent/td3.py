@@ -45,7 +45,6 @@ a Polyak update of both targets. What each schedule costs is measured in docs/re
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,6 +59,7 @@ from spiking_dreamer.agent.mlp import MLPActor
 from spiking_dreamer.agent.objective import ActorObjective, ModelObjective
 from spiking_dreamer.agent.popsan import PopSpikingActor
 from spiking_dreamer.agent.regularization import firing_rate_penalty
+from spiking_dreamer.agent.schedule import EnvStepSchedule
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import TD3Config
 from spiking_dreamer.snn import current_lif_scan_fused
@@ -73,16 +73,6 @@ def polyak_update(source: nn.Module, target: nn.Module, tau: float) -> None:
     torch._foreach_lerp_(tgt, src, tau)
 
 
-def compounded_tau(tau: float, steps: int) -> float:
-    """``1 - (1 - tau)^steps``: one Polyak step of this rate equals ``steps`` steps of rate
-    ``tau`` towards a fixed source (``tau`` itself for one step, exactly)."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if steps == 1 or tau == 1.0:
-        return tau
-    return -math.expm1(steps * math.log1p(-tau))
-
-
 def _spiking_actions(actor: PopSpikingActor, spikes: Tensor) -> Tensor:
     """The spiking layers and decoder of ``actor`` on encoder spikes ``[T, N, O * P_in]`` ->
     actions ``[N, A]`` (the rest of :meth:`PopSpikingActor.spike_trains` and ``forward``)."""
@@ -91,7 +81,7 @@ def _spiking_actions(actor: PopSpikingActor, spikes: Tensor) -> Tensor:
     return actor.decode(spikes)
 
 
-class TD3:
+class TD3(EnvStepSchedule):
     """TD3 learner around a :class:`PopSpikingActor` (or :class:`MLPActor`) and a
     :class:`TwinQCritic`.
 
@@ -109,6 +99,8 @@ class TD3:
         cfg: TD3 hyperparameters.
         generator: torch generator for the target-policy noise (on the networks' device).
     """
+
+    own_schedule = "td3"
 
     def __init__(
         self,
@@ -333,7 +325,7 @@ class TD3:
             "q_mean": q.detach().mean(),
         }
 
-    def _td3_step(self, batch: Batch) -> dict[str, Tensor]:
+    def _own_step(self, batch: Batch) -> dict[str, Tensor]:
         target = self.critic_target_value(batch)
         obs_n = self.actor.obs_normalizer(batch.obs)
         critic_loss, q = self._critic_step(obs_n, batch.action, target)
@@ -358,62 +350,12 @@ class TD3:
                 f"td3.schedule is {self.cfg.schedule}: run an env step's updates with "
                 "update_env_step(batches), not update(batch)"
             )
-        return self._td3_step(batch)
+        return self._own_step(batch)
 
-    def env_step_tau(self, num_batches: int) -> float:
-        """The rate of ``per_env_step``'s one Polyak update in an env step of ``num_batches``
-        (G) critic steps: ``1 - (1 - tau)^n``, ``n`` = G (``target_tau_per: critic_update``) or
-        ``actor_updates_per_step`` (``actor_update``); see the module docstring."""
-        cfg = self.cfg
-        n = num_batches if cfg.target_tau_per == "critic_update" else cfg.actor_updates_per_step
-        return compounded_tau(cfg.tau, n)
-
-    def update_env_step(self, batches: Sequence[Batch]) -> dict[str, Tensor]:
-        """This env step's updates: one critic step per batch (G = ``len(batches)``, each
-        ``[B, ...]``) and the actor and target updates that ``td3.schedule`` places with them.
-
-        * ``td3``: ``update(b)`` for each batch in order (the same parameters, generator draws
-          and counters, bitwise).
-        * ``per_env_step`` (REDQ; Chen et al., ICLR 2021): G critic steps towards TD targets of
-          the fixed target networks (all G at once, ``[G, B]``, with ``batched_targets``); then
-          K = ``actor_updates_per_step`` actor steps, step ``j`` (0-based) on batch
-          ``(G - K + j) mod G``, i.e. the last K batches in order (cycling when K > G); then
-          one Polyak update of both targets with :meth:`env_step_tau`.
-
-        Returns detached scalar tensors as :meth:`update` does: ``critic_loss`` and ``q_mean``
-        of the last critic step, the latest ``actor_loss``. No batches: nothing happens and
-        ``{}`` is returned.
-        """
-        if not batches:
-            return {}
-        self.num_env_steps += 1
-        if self.cfg.schedule == "td3":
-            for batch in batches:
-                losses = self._td3_step(batch)
-            return losses
-        normalize, num = self.actor.obs_normalizer, len(batches)
-        targets = self.critic_target_values(batches) if self.cfg.batched_targets else None
-        for g, batch in enumerate(batches):
-            target = targets[g] if targets is not None else self.critic_target_value(batch)
-            critic_loss, q = self._critic_step(normalize(batch.obs), batch.action, target)
-        k = self.cfg.actor_updates_per_step
-        for j in range(k):
-            batch = batches[(num - k + j) % num]
-            self._actor_step(batch.obs, normalize(batch.obs))
-        self._update_targets(self.env_step_tau(num))
-        return self._losses(critic_loss, q)
-
-    def train(
-        self,
-        gradient_steps: int,
-        sample: Callable[[], Batch],
-        objective: ModelObjective | None = None,
+    def _objective_update(
+        self, sample: Callable[[], Batch], objective: ModelObjective
     ) -> dict[str, Tensor]:
-        """This env step's ``gradient_steps`` updates, on batches drawn by ``sample()`` when
-        (and only when) they are read.
-
-        Without ``objective``: :meth:`update_env_step` on ``gradient_steps`` batches. With a
-        :class:`~spiking_dreamer.agent.objective.ModelObjective`, each update is
+        """One update with a model objective (:meth:`train`):
 
         1. a critic step: TD3's target on a real batch if ``objective.critic_on_real_batches``;
         2. every ``policy_delay``-th update (counting critic steps, this one included): an actor
@@ -423,18 +365,7 @@ class TD3:
            (built without a graph when no actor step is due);
         4. with an actor step due, a Polyak update of both targets with ``tau``.
 
-        Returns the loss record of the last update (see :meth:`update`), with the objective's
-        ``stats``."""
-        if objective is None:
-            return self.update_env_step([sample() for _ in range(gradient_steps)])
-        losses: dict[str, Tensor] = {}
-        for _ in range(gradient_steps):
-            losses = self._objective_update(sample, objective)
-        return losses
-
-    def _objective_update(
-        self, sample: Callable[[], Batch], objective: ModelObjective
-    ) -> dict[str, Tensor]:
+        Returns the loss record (see :meth:`update`), with the objective's ``stats``."""
         cfg, normalize = self.cfg, self.actor.obs_normalizer
         real = objective.critic_on_real_batches
         if real:
@@ -465,17 +396,6 @@ class TD3:
             self._update_targets(cfg.tau)
         losses = self._losses(critic_loss, q)
         return {**losses, **result.stats} if result is not None else losses
-
-    @property
-    def update_counts(self) -> dict[str, int]:
-        """How many critic steps, actor steps, target (Polyak) updates and env steps (calls of
-        :meth:`update_env_step` with batches) ran so far."""
-        return {
-            "critic": self.num_updates,
-            "actor": self.num_actor_updates,
-            "target": self.num_target_updates,
-            "env_steps": self.num_env_steps,
-        }
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, targets, optimisers, the update counters and the latest actor loss (the
