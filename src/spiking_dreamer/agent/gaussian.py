@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spiking_dreamer.config import SACConfig
+
 
 def squashed_log_prob(u: Tensor, mean: Tensor, log_std: Tensor, scale: Tensor) -> Tensor:
     """``log pi(a | s)`` ``[N]`` of the squashed, scaled sample ``a = tanh(u) * scale + bias``
@@ -88,6 +90,17 @@ class SquashedGaussian:
     def log_std_parameters(self) -> list[nn.Parameter]:
         """The parameters that only shape the log-std (optimised at ``sac.log_std_lr``)."""
         raise NotImplementedError
+
+    def init_log_std_head(self, obs_dim: int, act_dim: int, sac: SACConfig) -> bool:
+        """Set the clamp and, with ``sac.log_std_head: ann``, the separate log-std MLP
+        (``log_std_net``); returns whether the head is ``shared`` (built by the actor itself,
+        on its own last hidden layer)."""
+        self.log_std_min, self.log_std_max = sac.log_std_min, sac.log_std_max
+        self.log_std_head = sac.log_std_head
+        if sac.log_std_head == "ann":
+            self.log_std_net = LogStdNetwork(obs_dim, act_dim, sac.log_std_hidden_sizes)
+            return False
+        return True
 
     def clamp_log_std(self, log_std: Tensor) -> Tensor:
         return log_std.clamp(self.log_std_min, self.log_std_max)

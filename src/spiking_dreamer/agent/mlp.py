@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from spiking_dreamer.agent.base import BoundedActor
-from spiking_dreamer.agent.gaussian import Gaussian, LogStdNetwork, SquashedGaussian
+from spiking_dreamer.agent.gaussian import Gaussian, SquashedGaussian
 from spiking_dreamer.config import ActorConfig, SACConfig
 
 
@@ -67,11 +67,7 @@ class MLPGaussianActor(SquashedGaussian, MLPActor):
         sac: SACConfig,
     ) -> None:
         super().__init__(obs_dim, action_low, action_high, cfg)
-        self.log_std_min, self.log_std_max = sac.log_std_min, sac.log_std_max
-        self.log_std_head = sac.log_std_head
-        if sac.log_std_head == "ann":
-            self.log_std_net = LogStdNetwork(obs_dim, self.act_dim, sac.log_std_hidden_sizes)
-        else:
+        if self.init_log_std_head(obs_dim, self.act_dim, sac):
             self.log_std_layer = nn.Linear(cfg.hidden_sizes[-1], self.act_dim)
 
     def log_std_parameters(self) -> list[nn.Parameter]:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from spiking_dreamer.agent.base import BoundedActor
-from spiking_dreamer.agent.gaussian import Gaussian, LogStdNetwork, SquashedGaussian
+from spiking_dreamer.agent.gaussian import Gaussian, SquashedGaussian
 from spiking_dreamer.config import ActorConfig, SACConfig
 from spiking_dreamer.snn import (
     CurrentLIFParams,
@@ -105,11 +105,7 @@ class PopSpikingGaussianActor(SquashedGaussian, PopSpikingActor):
         sac: SACConfig,
     ) -> None:
         super().__init__(obs_dim, action_low, action_high, cfg)
-        self.log_std_min, self.log_std_max = sac.log_std_min, sac.log_std_max
-        self.log_std_head = sac.log_std_head
-        if sac.log_std_head == "ann":
-            self.log_std_net = LogStdNetwork(obs_dim, self.act_dim, sac.log_std_hidden_sizes)
-        else:
+        if self.init_log_std_head(obs_dim, self.act_dim, sac):
             out = self.act_dim * cfg.decoder_pop_dim
             self.log_std_layer = nn.Linear(cfg.hidden_sizes[-1], out)
             self.log_std_decoder = PopulationDecoder(self.act_dim, cfg.decoder_pop_dim)
