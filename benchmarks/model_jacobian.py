@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spiking_dreamer.agent import build_actor
+from spiking_dreamer.agent import build_policy
 from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config_loading import config_from_dict, load_config
 from spiking_dreamer.dreaming.model_env import model_transition
@@ -192,7 +192,7 @@ def main() -> int:
         env = make_env(state["env"]["id"], cfg.env.kwargs)
         obs_dim, act_dim = state["env"]["obs_dim"], state["env"]["act_dim"]
         low, high = env.action_space.low, env.action_space.high
-        actor = build_actor(obs_dim, torch.as_tensor(low), torch.as_tensor(high), cfg.actor)
+        actor = build_policy(obs_dim, torch.as_tensor(low), torch.as_tensor(high), cfg)
         actor.load_state_dict(state["actor"])
         actor.eval()
         model = build_world_model(obs_dim, act_dim, cfg.world_model)
