@@ -343,10 +343,6 @@ class SAC(EnvStepSchedule):
         """Polyak update of the target critic (not counted)."""
         polyak_update(self.critic, self.critic_target, tau)
 
-    def _update_targets(self, tau: float) -> None:
-        self.soft_update_targets(tau)
-        self.num_target_updates += 1
-
     # ------------------------------------------------------------------------------ updates
 
     def _losses(self, critic_loss: Tensor, q: Tensor) -> dict[str, Tensor]:

@@ -40,7 +40,7 @@ class EnvStepSchedule:
     The agent provides ``cfg`` (``schedule``, ``tau``, ``actor_updates_per_step``,
     ``batched_targets``, ``target_tau_per``), ``actor`` (with ``obs_normalizer``), the counters,
     :attr:`own_schedule`, ``_own_step(batch)``, ``critic_target_value(s)``, ``_critic_step``,
-    ``_actor_step``, ``_update_targets``, ``_losses`` and ``_objective_update``.
+    ``_actor_step``, :meth:`soft_update_targets`, ``_losses`` and ``_objective_update``.
     """
 
     own_schedule: str
@@ -51,6 +51,15 @@ class EnvStepSchedule:
     num_actor_updates: int
     num_target_updates: int
     num_env_steps: int
+
+    def soft_update_targets(self, tau: float) -> None:
+        """Polyak update of the agent's target networks (not counted)."""
+        raise NotImplementedError
+
+    def _update_targets(self, tau: float) -> None:
+        """:meth:`soft_update_targets`, counted in ``num_target_updates``."""
+        self.soft_update_targets(tau)
+        self.num_target_updates += 1
 
     def env_step_tau(self, num_batches: int) -> float:
         """The rate of ``per_env_step``'s one Polyak update in an env step of ``num_batches``

@@ -313,11 +313,6 @@ class TD3(EnvStepSchedule):
         polyak_update(self.actor, self.actor_target, tau)
         polyak_update(self.critic, self.critic_target, tau)
 
-    def _update_targets(self, tau: float) -> None:
-        """:meth:`soft_update_targets`, counted."""
-        self.soft_update_targets(tau)
-        self.num_target_updates += 1
-
     def _losses(self, critic_loss: Tensor, q: Tensor) -> dict[str, Tensor]:
         return {
             "critic_loss": critic_loss.detach(),
