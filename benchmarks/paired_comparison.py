@@ -16,6 +16,13 @@ files are paired; a window an arm has not finished is reported up to its last co
 ``--plot FILE.svg`` also draws every arm's per-seed curves (one colour per arm, one line style
 per seed), the reference first; ``--labels`` names the reference and the arms in that order
 (default: the file stems).
+
+``--markdown FILE.md`` writes the headline table of a decisive comparison (the reference is the
+real-only control): per arm and ``--at`` step the mean return with its 95% bootstrap CI, the IQM
+with its own, the per-seed values; per seed the first eval step reaching each ``--thresholds``
+value ("not reached" otherwise); P(arm > control) at the last ``--at`` step (rliable's
+probability of improvement, unpaired, with its bootstrap CI); the per-seed paired differences;
+the median wall time of a run (protocol: ``../shared/reference/protocol.md``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,13 @@ import numpy as np
 from spiking_dreamer.errors import import_extra
 from spiking_dreamer.files import atomic_write
 from spiking_dreamer.provenance import result_header
-from spiking_dreamer.report import fmt_steps
+from spiking_dreamer.report import (
+    bootstrap_ci,
+    fmt_steps,
+    iqm,
+    probability_of_improvement_ci,
+    steps_to_threshold,
+)
 
 
 def curves(path: Path) -> dict[str, dict[int, float]]:
@@ -40,6 +53,40 @@ def curves(path: Path) -> dict[str, dict[int, float]]:
         seed: dict(zip(run["steps"], run["return_mean"], strict=True))
         for seed, run in data["seeds"].items()
     }
+
+
+def wall_times(path: Path) -> list[float]:
+    """Per finished seed: the run's wall time in seconds, from a result file."""
+    data = json.loads(path.read_text())
+    return [r["wall_time_s"] for r in data["seeds"].values() if r.get("wall_time_s")]
+
+
+def arm_stats(
+    arm: dict[str, dict[int, float]], at: list[int], thresholds: list[float]
+) -> dict[str, Any]:
+    """One arm on its own: per ``at`` step the per-seed returns, their mean with a 95%
+    bootstrap CI and their IQM with one; per threshold the first step each seed reaches it."""
+    seeds = sorted(arm, key=int)
+    out: dict[str, Any] = {"seeds": seeds}
+    for step in at:
+        vals = [arm[s][step] for s in seeds if step in arm[s]]
+        if vals:
+            out[f"at_{step}"] = {
+                "seeds": [s for s in seeds if step in arm[s]],
+                "per_seed": vals,
+                "mean": float(np.mean(vals)),
+                "ci95": list(bootstrap_ci(vals)),
+                "iqm": iqm(vals),
+                "iqm_ci95": list(bootstrap_ci(vals, iqm)),
+            }
+    out["steps_to"] = {
+        f"{t:g}": [
+            steps_to_threshold(sorted(arm[s]), [arm[s][k] for k in sorted(arm[s])], t)
+            for s in seeds
+        ]
+        for t in thresholds
+    }
+    return out
 
 
 def window_mean(curve: dict[int, float], lo: int, hi: int) -> tuple[float, int]:
@@ -119,6 +166,58 @@ def _fmt(values: list[float]) -> str:
     return " / ".join(f"{v:+,.0f}" for v in values)
 
 
+def headline_markdown(
+    labels: list[str],
+    stats: list[dict[str, Any]],
+    rows: list[dict[str, Any] | None],
+    walls: list[list[float]],
+    at: list[int],
+    thresholds: list[float],
+) -> str:
+    """The headline table: the control (``rows[0] is None``) first, then each arm."""
+    k = lambda step: fmt_steps(step, exact=False)  # noqa: E731
+    head = ["arm", "seeds"]
+    for step in at:
+        head += [f"return @ {k(step)}: mean [95% CI]; IQM [95% CI]", f"@ {k(step)} per seed"]
+    head += [f"steps to {t:,.0f} per seed" for t in thresholds]
+    last = at[-1]
+    head += [f"P(arm > control) @ {k(last)} [95% CI]"]
+    head += [f"Δ vs control per seed @ {k(step)}" for step in at]
+    head += ["wall time per run (median)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, st, row, wall in zip(labels, stats, rows, walls, strict=True):
+        cells = [label, ", ".join(st["seeds"])]
+        for step in at:
+            a = st.get(f"at_{step}")
+            if a is None:
+                cells += ["not run to here", ""]
+                continue
+            lo, hi = a["ci95"]
+            ilo, ihi = a["iqm_ci95"]
+            cells.append(
+                f"{a['mean']:,.0f} [{lo:,.0f}, {hi:,.0f}]; {a['iqm']:,.0f} [{ilo:,.0f}, {ihi:,.0f}]"
+            )
+            cells.append(" / ".join(f"{v:,.0f}" for v in a["per_seed"]))
+        for t in thresholds:
+            cells.append(
+                " / ".join("not reached" if s is None else k(s) for s in st["steps_to"][f"{t:g}"])
+            )
+        if row is None:
+            cells.append("(control)")
+            cells += ["" for _ in at]
+        else:
+            p = row.get("p_improvement")
+            cells.append(
+                f"{p['p']:.2f} [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]" if p else "no common step"
+            )
+            for step in at:
+                d = row.get(f"at_{step}")
+                cells.append(_fmt(d["per_seed_delta"]) if d else "")
+        cells.append(f"{np.median(wall) / 3600:.1f} h" if wall else "unfinished")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, required=True)
@@ -129,6 +228,10 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, help="also draw the per-seed curves (.svg or .png)")
     parser.add_argument("--labels", nargs="+", help="names of the reference and the arms")
     parser.add_argument("--title", default="per-seed learning curves")
+    parser.add_argument(
+        "--thresholds", type=float, nargs="*", default=[], help="returns for 'steps to X'"
+    )
+    parser.add_argument("--markdown", type=Path, help="write the headline table (.md)")
     args = parser.parse_args()
     paths = [args.reference, *args.arms]
     if args.labels is not None and len(args.labels) != len(paths):
@@ -136,6 +239,15 @@ def main() -> int:
 
     ref = curves(args.reference)
     rows = {str(p): compare(ref, curves(p), args.at, tuple(args.window)) for p in args.arms}
+    stats = {str(p): arm_stats(curves(p), args.at, args.thresholds) for p in paths}
+    last = args.at[-1]
+    for p in args.arms:
+        arm = curves(p)
+        mine = [arm[s][last] for s in arm if last in arm[s]]
+        theirs = [ref[s][last] for s in ref if last in ref[s]]
+        if mine and theirs:
+            point, ci = probability_of_improvement_ci([mine], [theirs])
+            rows[str(p)]["p_improvement"] = {"step": last, "p": point, "ci95": list(ci)}
     print(f"reference: {args.reference}; Δ per seed = arm − reference")
     for name, row in rows.items():
         w = row["window"]
@@ -156,11 +268,24 @@ def main() -> int:
             **result_header("paired_comparison"),
             "reference": str(args.reference),
             "arms": rows,
+            "stats": stats,
+            "wall_time_s": {str(p): wall_times(p) for p in paths},
         }
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print(f"wrote {args.out}")
+    labels = args.labels or [p.stem for p in paths]
+    if args.markdown:
+        table = headline_markdown(
+            labels,
+            [stats[str(p)] for p in paths],
+            [None, *(rows[str(p)] for p in args.arms)],
+            [wall_times(p) for p in paths],
+            args.at,
+            args.thresholds,
+        )
+        atomic_write(args.markdown, lambda t: Path(t).write_text(table))
+        print(f"wrote {args.markdown}")
     if args.plot:
-        labels = args.labels or [p.stem for p in paths]
         plot_curves(
             {lab: curves(p) for lab, p in zip(labels, paths, strict=True)}, args.title, args.plot
         )

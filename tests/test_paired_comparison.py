@@ -1,0 +1,71 @@
+"""The headline table of ``benchmarks/paired_comparison.py`` against hand-computed values."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "paired_comparison.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("paired_comparison", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(path: Path, curves: dict[str, list[float]], wall: float | None) -> Path:
+    steps = [0, 50_000, 100_000]
+    seeds = {s: {"steps": steps, "return_mean": r, "wall_time_s": wall} for s, r in curves.items()}
+    path.write_text(json.dumps({"seeds": seeds}))
+    return path
+
+
+def test_arm_stats_by_hand():
+    pc = _load()
+    arm = {"3": {0: 0.0, 50_000: 4_000.0, 100_000: 9_000.0}, "4": {0: 0.0, 50_000: 6_000.0}}
+    st = pc.arm_stats(arm, [50_000, 100_000], [5_000, 8_000])
+    assert st["at_50000"]["per_seed"] == [4_000.0, 6_000.0]
+    assert st["at_50000"]["mean"] == 5_000.0
+    lo, hi = st["at_50000"]["ci95"]
+    assert 4_000.0 <= lo <= 5_000.0 <= hi <= 6_000.0
+    assert st["at_100000"]["seeds"] == ["3"]  # seed 4 has not reached 100K
+    # first eval step at or above the threshold, never extrapolated
+    assert st["steps_to"]["5000"] == [100_000, 50_000]
+    assert st["steps_to"]["8000"] == [100_000, None]
+
+
+def test_headline_table_pairs_seeds_and_gives_p(tmp_path):
+    control = _result(
+        tmp_path / "c.json", {"3": [0, 3_000, 5_000], "4": [0, 4_000, 6_000]}, 7_200.0
+    )
+    arm = _result(tmp_path / "a.json", {"3": [0, 3_500, 7_000], "4": [0, 3_000, 8_000]}, None)
+    md, out = tmp_path / "h.md", tmp_path / "h.json"
+    args = ["--reference", str(control), "--arms", str(arm), "--at", "50000", "100000"]
+    args += ["--window", "50000", "100000", "--thresholds", "5000"]
+    args += ["--labels", "control", "model", "--markdown", str(md), "--out", str(out)]
+    subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    rows = md.read_text().splitlines()
+    assert len(rows) == 4
+    control_row, arm_row = rows[2].split(" | "), rows[3].split(" | ")
+    assert "2.0 h" in control_row[-1]
+    assert arm_row[-1].strip(" |") == "unfinished"
+    assert "+500 / -1,000" in rows[3]  # @50K, seed 3 then seed 4
+    assert "+2,000 / +2,000" in rows[3]  # @100K
+    data = json.loads(out.read_text())
+    # both arm values (7,000, 8,000) exceed both control values (5,000, 6,000) at 100K
+    assert data["arms"][str(arm)]["p_improvement"]["p"] == pytest.approx(1.0)
+    assert data["stats"][str(arm)]["steps_to"]["5000"] == [100_000, 100_000]
+    assert data["stats"][str(control)]["steps_to"]["5000"] == [100_000, 100_000]
