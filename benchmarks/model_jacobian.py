@@ -21,16 +21,23 @@ Sources of model and states:
 Reported per state (mean, median, quartiles over states): cosine of the flattened ``d s'/d a``
 in raw units (dominated by the large velocity entries), the same with each row divided by the
 std of that state-change dimension (every observation dimension counts alike), cosine of
-``d r/d a``, the norm ratio ``|J_model| / |J_env|``; the same cosines for central differences
-of the model's own forward (what the model predicts, versus what its surrogate gradient says;
-at ``eps`` and ``10 eps``, since the spiking forward is piecewise constant in its spikes); as a
-baseline, the cosine of each state's env Jacobian with the mean env Jacobian over the measured
-states (what a state-independent Jacobian would score), and therefore also the cosine of the
-state-dependent parts (each Jacobian minus its mean over the states, ``centred``); and, as the
-noise floor of the finite differences, the cosine between the env's Jacobians at ``eps`` and
-``eps / 10``::
+``d r/d a``, the norm ratio ``|J_model| / |J_env|``; the norm ratio of the model's forward
+response (its own central differences at ``eps`` against the env's at ``eps``, and at
+``10 eps`` against the env's at ``10 eps``: how far dreams move when the action moves, which is
+what data made of dreams carries, whatever the surrogate gradient says) and the cosines of that
+response at ``10 eps`` with the env's, whole and state-dependent; the same cosines for central
+differences of the model's own forward against the env's Jacobian at ``eps`` (what the model
+predicts, versus what its surrogate gradient says; at ``eps`` and ``10 eps``, since the spiking
+forward is piecewise constant in its spikes); as a baseline, the cosine of each state's env
+Jacobian with the mean env Jacobian over the measured states (what a state-independent
+Jacobian would score), and therefore also the cosine of the state-dependent parts (each
+Jacobian minus its mean over the states, ``centred``); and, as the noise floor of the finite
+differences, the cosine between the env's Jacobians at ``eps`` and ``eps / 10``::
 
     python benchmarks/model_jacobian.py --states 200 --out benchmarks/results/model_jacobian.json
+
+``--set world_model.surrogate=atan --set world_model.surrogate_scale=10`` (repeatable) shapes
+the model trained here, e.g. to compare surrogate gradients.
 """
 
 from __future__ import annotations
@@ -177,8 +184,17 @@ def main() -> int:
         default="spiking",
         help="world-model kind trained on random data (without --state)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="world-model overrides for the model trained here (e.g. world_model.surrogate=atan)",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    if args.state and args.set:
+        parser.error("--set shapes the model trained here; a --state run brings its own")
     torch.set_num_threads(1)
     t0 = time.time()
     rng = np.random.default_rng(args.seed)
@@ -209,7 +225,8 @@ def main() -> int:
         source += str(state["counters"]["step"])
         info = {"state": args.state, "state_step": state["counters"]["step"]}
     else:
-        cfg = load_config(ROOT / "configs" / "halfcheetah.yaml", [f"world_model.kind={args.kind}"])
+        overrides = [f"world_model.kind={args.kind}", *args.set]
+        cfg = load_config(ROOT / "configs" / "halfcheetah.yaml", overrides)
         env = make_env(cfg.env.id, cfg.env.kwargs)
         low, high = env.action_space.low, env.action_space.high
 
@@ -223,8 +240,9 @@ def main() -> int:
             "model": (
                 f"trained here for {args.train_steps} gradient steps on {args.random_steps} "
                 f"random-policy transitions (configs/halfcheetah.yaml world_model, kind "
-                f"{args.kind})"
+                f"{args.kind}{', ' + ', '.join(args.set) if args.set else ''})"
             ),
+            "overrides": args.set,
             "model_training": metrics,
             "train_seconds": time.time() - t0,
         }
@@ -241,24 +259,38 @@ def main() -> int:
         for i in pick
     )
     print(f"restored simulator states replay the recorded steps to {replay:.1e}")
-    j_env, r_env, j_env_fine = [], [], []
+    j_env, r_env, j_env_fine, j_env10 = [], [], [], []
     for sim, a in zip(sims, action.numpy(), strict=True):
         j, r = env_jacobian(env, sim, a, args.eps, low, high)
         j_env.append(j)
         r_env.append(r)
         j_env_fine.append(env_jacobian(env, sim, a, args.eps / 10, low, high)[0])
-    j_env, r_env, j_env_fine = np.stack(j_env), np.stack(r_env), np.stack(j_env_fine)
+        j_env10.append(env_jacobian(env, sim, a, 10 * args.eps, low, high)[0])
+    j_env, r_env = np.stack(j_env), np.stack(r_env)
+    j_env_fine, j_env10 = np.stack(j_env_fine), np.stack(j_env10)
     jac, r_jac, j_fd, r_fd = (x.numpy() for x in model_jacobians(model, obs, action, args.eps))
     _, _, j_fd10, r_fd10 = (x.numpy() for x in model_jacobians(model, obs, action, 10 * args.eps))
     j_mean = np.broadcast_to(j_env.mean(0), j_env.shape)
     r_mean = np.broadcast_to(r_env.mean(0), r_env.shape)
     std = model.target_normalizer.var[: obs.shape[1]].sqrt().numpy()[None, :, None]
+
+    def norm_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(a.reshape(len(a), -1), axis=1) / np.linalg.norm(
+            b.reshape(len(b), -1), axis=1
+        )
+
     per_state = {
         "cos_dsda_raw": cosine(jac, j_env),
         "cos_dsda_normalised": cosine(jac / std, j_env / std),
         "cos_drda": cosine(r_jac, r_env),
-        "norm_ratio_dsda_raw": np.linalg.norm(jac.reshape(len(jac), -1), axis=1)
-        / np.linalg.norm(j_env.reshape(len(j_env), -1), axis=1),
+        "norm_ratio_dsda_raw": norm_ratio(jac, j_env),
+        # the forward response: what dreams see when the action changes, step eps and 10 eps
+        "model_fd_norm_ratio_dsda_raw": norm_ratio(j_fd, j_env),
+        "model_fd10_norm_ratio_dsda_raw": norm_ratio(j_fd10, j_env10),
+        "model_fd10_vs_env_fd10_cos_dsda_raw": cosine(j_fd10, j_env10),
+        "model_fd10_vs_env_fd10_centred_cos_dsda_normalised": cosine(
+            (j_fd10 - j_fd10.mean(0)) / std, (j_env10 - j_env10.mean(0)) / std
+        ),
         "model_fd_cos_dsda_raw": cosine(j_fd, j_env),
         "model_fd_cos_dsda_normalised": cosine(j_fd / std, j_env / std),
         "model_fd_cos_drda": cosine(r_fd, r_env),
