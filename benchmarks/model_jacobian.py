@@ -58,6 +58,7 @@ from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config_loading import config_from_dict, load_config
 from spiking_dreamer.dreaming.model_env import model_transition
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.errors import ConfigError
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_state_file
 from spiking_dreamer.world_model import EnsembleDynamicsModel, ModelTrainer, build_world_model
@@ -226,7 +227,10 @@ def main() -> int:
         info = {"state": args.state, "state_step": state["counters"]["step"]}
     else:
         overrides = [f"world_model.kind={args.kind}", *args.set]
-        cfg = load_config(ROOT / "configs" / "halfcheetah.yaml", overrides)
+        try:
+            cfg = load_config(ROOT / "configs" / "halfcheetah.yaml", overrides)
+        except ConfigError as err:
+            parser.error(str(err))
         env = make_env(cfg.env.id, cfg.env.kwargs)
         low, high = env.action_space.low, env.action_space.high
 

@@ -234,6 +234,9 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="write the headline table (.md)")
     args = parser.parse_args()
     paths = [args.reference, *args.arms]
+    for out in (args.out, args.markdown, args.plot):
+        if out is not None and (out.is_dir() or (out.parent.exists() and not out.parent.is_dir())):
+            parser.error(f"cannot write {out}: it or its parent is not a file path")
     if args.labels is not None and len(args.labels) != len(paths):
         parser.error(f"--labels needs {len(paths)} names: the reference, then each arm")
 
