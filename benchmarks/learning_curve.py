@@ -35,11 +35,18 @@ from pathlib import Path
 
 import numpy as np
 
+from spiking_dreamer.config import MAX_SEED
+from spiking_dreamer.config_loading import load_config
+from spiking_dreamer.errors import UserError
+from spiking_dreamer.files import atomic_write, check_output_file
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import bootstrap_ci
 from spiking_dreamer.training.checkpoint import has_training_state
 
 ROOT = Path(__file__).resolve().parents[1]
+MODEL_METRICS = ("model/", "dream/", "vg/")
+"""Prefixes of the metrics whose last logged values each seed's record keeps (the world
+model's hold-out error, dream acceptance, ...): what the model was like at the end."""
 
 
 def finished(run_dir: Path, total_steps: int) -> bool:
@@ -53,12 +60,14 @@ def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     sps = None
+    last: dict[str, float] = {}
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_text().splitlines():
             rec = json.loads(line)
             if "time/env_steps_per_s" in rec:
                 sps = rec["time/env_steps_per_s"]
+            last.update((k, v) for k, v in rec.items() if k.startswith(MODEL_METRICS))
     return {
         "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
         "finished": finished(run_dir, total_steps),
@@ -67,6 +76,7 @@ def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
         "return_std": [e["return_std"] for e in evals],
         "env_steps_per_s": summary["env_steps_per_s"] if summary else sps,
         "wall_time_s": summary["wall_time_s"] if summary else None,
+        "last_model_metrics": dict(sorted(last.items())),
     }
 
 
@@ -91,6 +101,28 @@ def parent_ready(args: argparse.Namespace, seed: int) -> bool:
         except CheckpointError:
             pass
     return False
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, checked before any run starts (``None``: nothing):
+    the counts, the output file, and the config with its ``--set`` overrides as each run would
+    load it (``spiking-dreamer train`` would only reject them once its seed's turn came)."""
+    if args.steps < 1 or args.jobs < 1:
+        return "--steps and --jobs must be at least 1"
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0 or max(args.seeds) > MAX_SEED:
+        return f"--seeds must be distinct integers in [0, {MAX_SEED}]"
+    if (args.fork_from is None) != (args.fork_step is None):
+        return "--fork-from and --fork-step go together"
+    try:
+        check_output_file(ROOT / args.out, "--out")
+        if not args.fork_from:
+            overrides = [*args.set, f"train.total_steps={args.steps}"]
+            if args.arm == "baseline":
+                overrides.append("world_model.use=none")
+            load_config(ROOT / args.config, overrides)
+    except UserError as e:
+        return str(e)
+    return None
 
 
 def aggregate(runs: dict[int, dict]) -> dict[str, object]:
@@ -130,12 +162,13 @@ def main() -> int:
     parser.add_argument("--fork-from", help="parent runs' name, without _s<seed>")
     parser.add_argument("--fork-step", type=int, help="env step of the parents' state to fork")
     args = parser.parse_args()
+    problem = check_args(args)
+    if problem:
+        parser.error(problem)
 
     cfg_name = Path(args.config).stem
     arm = f"{args.arm}_{args.tag}" if args.tag else args.arm
     run_dirs = {s: ROOT / args.run_root / f"{cfg_name}_{arm}_{args.steps}_s{s}" for s in args.seeds}
-    if args.fork_from and args.fork_step is None:
-        parser.error("--fork-from needs --fork-step")
     # the code the runs start with, not what is checked out at the end
     header = result_header("learning_curve", threads_per_run=1, parallel_runs=args.jobs)
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
@@ -200,7 +233,7 @@ def main() -> int:
     }
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write(out, lambda t: Path(t).write_text(json.dumps(result, indent=1) + "\n"))
     final = result["aggregate"]["final"]
     print(
         f"{args.arm}: step {final['step']}: mean return {final['mean']:.1f} "

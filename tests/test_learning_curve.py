@@ -1,0 +1,79 @@
+"""``benchmarks/learning_curve.py``: its arguments checked before any run starts, and what a
+seed's record keeps of its run directory."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "learning_curve.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("learning_curve", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "dreaming.no_such_key=1"], "no_such_key"),
+        (["--set", "train.updates_per_step=-3"], "updates_per_step"),
+        (["--config", "configs/no_such_config.yaml"], "no_such_config"),
+        (["--seeds", "0", "0"], "--seeds"),
+        (["--steps", "0"], "--steps"),
+        (["--fork-from", "parent_runs"], "--fork-step"),
+    ],
+)
+def test_bad_arguments_exit_2_before_any_run(tmp_path, extra, message):
+    out = tmp_path / "result.json"
+    run_root = tmp_path / "runs"
+    cmd = [sys.executable, str(SCRIPT), "--config", "configs/halfcheetah.yaml", "--seeds", "0"]
+    cmd += ["--steps", "1000", "--run-root", str(run_root), "--out", str(out), *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert not out.exists()
+    assert not run_root.exists()
+
+
+def test_an_output_path_that_is_a_directory_is_refused(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--seeds", "0", "--run-root", str(tmp_path / "runs")]
+    proc = subprocess.run(
+        [*cmd, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "is a directory" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_seed_record_keeps_the_last_model_metrics(tmp_path):
+    lc = _load()
+    evals = [{"step": 0, "return_mean": -1.0, "return_std": 0.5}]
+    evals.append({"step": 5000, "return_mean": 7.0, "return_std": 0.25})
+    (tmp_path / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    records = [
+        {"step": 2500, "model/holdout_mse": 0.5, "dream/acceptance": 1.0, "train/q_mean": 3.0},
+        {"step": 5000, "model/holdout_mse": 0.25, "vg/objective": -2.0},
+        {"step": 5000, "time/env_steps_per_s": 12.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    run = lc.read_run(tmp_path, 5000)
+    assert run["steps"] == [0, 5000]
+    assert run["return_mean"] == [-1.0, 7.0]
+    assert run["env_steps_per_s"] == 12.0
+    assert not run["finished"]
+    # the last value of each model, dream and value-gradient metric; no other metric
+    assert run["last_model_metrics"] == {
+        "dream/acceptance": 1.0,
+        "model/holdout_mse": 0.25,
+        "vg/objective": -2.0,
+    }
