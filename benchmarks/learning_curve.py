@@ -8,7 +8,9 @@ versions, per-seed eval curves and aggregates (mean and 95% bootstrap CI across 
         --seeds 0 1 2 --steps 100000 --jobs 3 \\
         --out benchmarks/results/halfcheetah_baseline_100k.json
 
-``--collect`` only aggregates existing run directories (e.g. while the runs are still going).
+``--collect`` only aggregates existing run directories (e.g. while the runs are still going);
+``--check`` only checks the arguments (every one is checked before any run starts anyway), so a
+script of several benchmarks can check them all first.
 Run again with the same arguments, it keeps finished runs and resumes stopped ones from their
 last saved training state (``spiking-dreamer train --resume``), so a benchmark can span sessions.
 
@@ -147,6 +149,49 @@ def aggregate(runs: dict[int, dict]) -> dict[str, object]:
     }
 
 
+def train_seeds(args: argparse.Namespace, run_dirs: dict[int, Path]) -> None:
+    """Train every seed not yet finished, ``args.jobs`` at a time; resume stopped ones."""
+    pending = [s for s in args.seeds if not finished(run_dirs[s], args.steps)]
+    procs: dict[int, subprocess.Popen] = {}
+    while pending or procs:
+        while pending and len(procs) < args.jobs:
+            ready = [s for s in pending if has_training_state(run_dirs[s]) or parent_ready(args, s)]
+            if not ready:
+                break
+            s = ready[0]
+            pending.remove(s)
+            cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
+            log_path = ROOT / args.run_root / f"{run_dirs[s].name}.log"
+            if has_training_state(run_dirs[s]):
+                cmd += ["--resume", str(run_dirs[s]), "--no-progress"]
+                procs[s] = subprocess.Popen(
+                    cmd, cwd=ROOT, stdout=log_path.open("a"), stderr=subprocess.STDOUT
+                )
+                continue
+            cmd += ["--run-dir", str(run_dirs[s]), "--no-progress", "--set", "train.threads=1"]
+            if args.fork_from:
+                parent = ROOT / args.run_root / f"{args.fork_from}_s{s}"
+                cmd += ["--fork", str(parent), "--fork-step", str(args.fork_step)]
+                cmd += ["--total-steps", str(args.steps)]
+            else:
+                cmd += ["--config", args.config, "--seed", str(s)]
+                cmd += ["--total-steps", str(args.steps)]
+            if args.arm == "baseline" and not args.fork_from:
+                cmd.append("--no-dreaming")
+            for o in args.set:
+                cmd += ["--set", o]
+            log = log_path.open("w")
+            procs[s] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        time.sleep(5)
+        for s, p in list(procs.items()):
+            if p.poll() is not None:
+                if p.returncode == 75:  # stopped by a signal, its state saved
+                    print(f"seed {s} stopped: rerun this command to resume it", file=sys.stderr)
+                elif p.returncode != 0:
+                    print(f"seed {s} failed with exit code {p.returncode}", file=sys.stderr)
+                del procs[s]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/halfcheetah.yaml")
@@ -158,6 +203,9 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides")
     parser.add_argument("--collect", action="store_true", help="only aggregate existing runs")
+    parser.add_argument(
+        "--check", action="store_true", help="only check the arguments (exit 0 or 2), run nothing"
+    )
     parser.add_argument("--tag", help="variant name, part of the run directories' names")
     parser.add_argument("--fork-from", help="parent runs' name, without _s<seed>")
     parser.add_argument("--fork-step", type=int, help="env step of the parents' state to fork")
@@ -165,6 +213,9 @@ def main() -> int:
     problem = check_args(args)
     if problem:
         parser.error(problem)
+    if args.check:
+        print(f"{args.config} --arm {args.arm}: arguments checked")
+        return 0
 
     cfg_name = Path(args.config).stem
     arm = f"{args.arm}_{args.tag}" if args.tag else args.arm
@@ -173,47 +224,7 @@ def main() -> int:
     header = result_header("learning_curve", threads_per_run=1, parallel_runs=args.jobs)
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
     if not args.collect:
-        pending = [s for s in args.seeds if not finished(run_dirs[s], args.steps)]
-        procs: dict[int, subprocess.Popen] = {}
-        while pending or procs:
-            while pending and len(procs) < args.jobs:
-                ready = [
-                    s for s in pending if has_training_state(run_dirs[s]) or parent_ready(args, s)
-                ]
-                if not ready:
-                    break
-                s = ready[0]
-                pending.remove(s)
-                cmd = [sys.executable, "-m", "spiking_dreamer.cli", "train"]
-                log_path = ROOT / args.run_root / f"{run_dirs[s].name}.log"
-                if has_training_state(run_dirs[s]):
-                    cmd += ["--resume", str(run_dirs[s]), "--no-progress"]
-                    procs[s] = subprocess.Popen(
-                        cmd, cwd=ROOT, stdout=log_path.open("a"), stderr=subprocess.STDOUT
-                    )
-                    continue
-                cmd += ["--run-dir", str(run_dirs[s]), "--no-progress", "--set", "train.threads=1"]
-                if args.fork_from:
-                    parent = ROOT / args.run_root / f"{args.fork_from}_s{s}"
-                    cmd += ["--fork", str(parent), "--fork-step", str(args.fork_step)]
-                    cmd += ["--total-steps", str(args.steps)]
-                else:
-                    cmd += ["--config", args.config, "--seed", str(s)]
-                    cmd += ["--total-steps", str(args.steps)]
-                if args.arm == "baseline" and not args.fork_from:
-                    cmd.append("--no-dreaming")
-                for o in args.set:
-                    cmd += ["--set", o]
-                log = log_path.open("w")
-                procs[s] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            time.sleep(5)
-            for s, p in list(procs.items()):
-                if p.poll() is not None:
-                    if p.returncode == 75:  # stopped by a signal, its state saved
-                        print(f"seed {s} stopped: rerun this command to resume it", file=sys.stderr)
-                    elif p.returncode != 0:
-                        print(f"seed {s} failed with exit code {p.returncode}", file=sys.stderr)
-                    del procs[s]
+        train_seeds(args, run_dirs)
 
     runs = {s: read_run(d, args.steps) for s, d in run_dirs.items() if (d / "eval.jsonl").exists()}
     if not runs:
