@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -181,3 +183,11 @@ def pendulum_run(run_dir: Path, *overrides: str) -> Path:
 
     Trainer(load_config(None, [*PENDULUM, "train.total_steps=50", *overrides]), run_dir).run()
     return run_dir
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
