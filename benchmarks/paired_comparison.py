@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from spiking_dreamer.errors import import_extra
-from spiking_dreamer.files import atomic_write
+from spiking_dreamer.errors import OutputPathError, import_extra
+from spiking_dreamer.files import atomic_write, check_output_file
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import (
     bootstrap_ci,
@@ -234,9 +234,12 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="write the headline table (.md)")
     args = parser.parse_args()
     paths = [args.reference, *args.arms]
-    for out in (args.out, args.markdown, args.plot):
-        if out is not None and (out.is_dir() or (out.parent.exists() and not out.parent.is_dir())):
-            parser.error(f"cannot write {out}: it or its parent is not a file path")
+    for flag, out in (("--out", args.out), ("--markdown", args.markdown), ("--plot", args.plot)):
+        try:
+            if out is not None:
+                check_output_file(out, flag)
+        except OutputPathError as e:
+            parser.error(str(e))
     if args.labels is not None and len(args.labels) != len(paths):
         parser.error(f"--labels needs {len(paths)} names: the reference, then each arm")
 
