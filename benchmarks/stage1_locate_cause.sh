@@ -2,8 +2,8 @@
 # Stage 1 of the decisive benchmark (docs/results.md): HalfCheetah-v5, 30K env steps, seeds 0-1,
 # the SAC arms beside the TD3 ones already recorded. Every call's arguments are checked first;
 # then each line trains two runs at a time, one thread each, state every 5K steps. Rerun the
-# script to resume whatever was stopped (finished runs are only collected again). Run from the
-# repository root:
+# script to resume whatever was stopped; an arm whose result file exists is done and skipped
+# (delete the file to collect it again). Run from the repository root:
 #   bash benchmarks/stage1_locate_cause.sh            # PY=python, RUN_ROOT=benchmarks/runs
 #   bash benchmarks/stage1_locate_cause.sh --check    # only check every call's arguments
 set -eu
@@ -13,6 +13,10 @@ CHECK=
 export OMP_NUM_THREADS=1
 
 arm() {  # arm CONFIG ARM OUT
+  if [ -z "$CHECK" ] && [ -e "benchmarks/results/$3.json" ]; then
+    echo "benchmarks/results/$3.json exists: arm done, skipped"
+    return
+  fi
   $PY benchmarks/learning_curve.py --config "configs/$1.yaml" --arm "$2" --seeds 0 1 \
     --steps 30000 --jobs 2 --run-root "$RUN_ROOT" --set train.checkpoint_every=5000 \
     --out "benchmarks/results/$3.json" $CHECK

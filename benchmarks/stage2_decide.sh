@@ -5,8 +5,8 @@
 # no model), the same arm with the MLP model where stage 1 says so, and on Ant the
 # --no-dreaming baseline at 1 update per env step. Every call's arguments are checked first;
 # then two lanes run side by side, one run each, one thread per run, state every 5K steps.
-# Rerun the same command to resume whatever was stopped (finished runs are only collected
-# again). Run from the repository root:
+# Rerun the same command to resume whatever was stopped; an arm whose result file exists is
+# done and skipped (delete the file to collect it again). Run from the repository root:
 #   bash benchmarks/stage2_decide.sh halfcheetah     # then: bash benchmarks/stage2_decide.sh ant
 #   bash benchmarks/stage2_decide.sh ant --check     # only check every call's arguments
 # PY=python, RUN_ROOT=benchmarks/runs by default.
@@ -16,9 +16,18 @@ RUN_ROOT=${RUN_ROOT:-benchmarks/runs}
 CHECK=
 export OMP_NUM_THREADS=1
 
+done_already() {  # done_already OUT: true (and says so) when a real run already wrote OUT
+  if [ -z "$CHECK" ] && [ -e "$1" ]; then
+    echo "$1 exists: arm done, skipped"
+    return 0
+  fi
+  return 1
+}
+
 arm() {  # arm CONFIG ARM OUT SEEDS...: the runs one after another, then their result file
   local config=$1 which=$2 out=$3
   shift 3
+  if done_already "$out"; then return; fi
   $PY benchmarks/learning_curve.py --config "configs/$config.yaml" --arm "$which" --seeds "$@" \
     --steps 100000 --jobs 1 --run-root "$RUN_ROOT" --set train.checkpoint_every=5000 \
     --out "$out" $CHECK
@@ -27,6 +36,7 @@ arm() {  # arm CONFIG ARM OUT SEEDS...: the runs one after another, then their r
 collect() {  # collect CONFIG ARM OUT SEEDS...: one result file for seeds trained in both lanes
   local config=$1 which=$2 out=$3
   shift 3
+  if done_already "$out"; then return; fi
   $PY benchmarks/learning_curve.py --config "configs/$config.yaml" --arm "$which" --seeds "$@" \
     --steps 100000 --run-root "$RUN_ROOT" --set train.checkpoint_every=5000 --out "$out" \
     --collect $CHECK

@@ -41,3 +41,42 @@ def test_bad_arguments_exit_2(tmp_path, script, args):
     assert proc.returncode == 2
     assert script.name in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "done", "config"),
+    [
+        (
+            STAGE1,
+            (),
+            "halfcheetah_mbpo_sac_real_pilot_30k.json",
+            "halfcheetah_mbpo_sac.yaml --arm baseline",
+        ),
+        (
+            STAGE2,
+            ("halfcheetah",),
+            "halfcheetah_mbpo_sac_real_heldout_100k.json",
+            "halfcheetah_mbpo_sac.yaml --arm baseline",
+        ),
+    ],
+)
+def test_an_arm_whose_result_exists_is_skipped(tmp_path, script, args, done, config):
+    # PY=echo prints each call instead of running it; the cwd stands in for the repository root
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / done).write_text("{}")
+    env = {**os.environ, "PY": "echo", "RUN_ROOT": str(tmp_path / "runs")}
+    proc = subprocess.run(
+        ["bash", str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"benchmarks/results/{done} exists: arm done, skipped" in proc.stdout
+    calls = [line for line in proc.stdout.splitlines() if "learning_curve.py" in line]
+    done_calls = [line for line in calls if config in line]
+    assert len(done_calls) == 1  # checked, never run
+    assert "--check" in done_calls[0]
+    assert any(config not in line and "--check" not in line for line in calls)  # the others run
