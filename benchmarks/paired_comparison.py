@@ -47,12 +47,28 @@ from spiking_dreamer.report import (
 
 
 def curves(path: Path) -> dict[str, dict[int, float]]:
-    """Per seed: eval step -> mean return, from a ``learning_curve.py`` result file."""
-    data = json.loads(path.read_text())
-    return {
-        seed: dict(zip(run["steps"], run["return_mean"], strict=True))
-        for seed, run in data["seeds"].items()
-    }
+    """Per seed: eval step -> mean return, from a ``learning_curve.py`` result file.
+
+    Raises ``ValueError`` naming the file and the problem when it is not such a file."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from e
+    seeds = data.get("seeds") if isinstance(data, dict) else None
+    if not isinstance(seeds, dict) or not seeds:
+        raise ValueError(f"{path}: no 'seeds' with runs; not a learning_curve.py result file")
+    out: dict[str, dict[int, float]] = {}
+    for seed, run in seeds.items():
+        steps = run.get("steps") if isinstance(run, dict) else None
+        returns = run.get("return_mean") if isinstance(run, dict) else None
+        if not isinstance(steps, list) or not isinstance(returns, list) or not steps:
+            raise ValueError(f"{path}: seed {seed} has no 'steps' and 'return_mean' lists")
+        if len(steps) != len(returns):
+            raise ValueError(f"{path}: seed {seed} has {len(steps)} steps, {len(returns)} returns")
+        out[seed] = dict(zip(steps, returns, strict=True))
+    return out
 
 
 def wall_times(path: Path) -> list[float]:
@@ -218,6 +234,41 @@ def headline_markdown(
     return "\n".join(lines) + "\n"
 
 
+def check_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> dict[str, dict[str, dict[int, float]]]:
+    """Every argument and input file checked before any work (exit 2 naming the problem);
+    returns the curves of the reference and the arms, keyed by path."""
+    paths = [args.reference, *args.arms]
+    for flag, out in (("--out", args.out), ("--markdown", args.markdown), ("--plot", args.plot)):
+        try:
+            if out is not None:
+                check_output_file(out, flag)
+        except OutputPathError as e:
+            parser.error(str(e))
+    if args.labels is not None and len(args.labels) != len(paths):
+        parser.error(f"--labels needs {len(paths)} names: the reference, then each arm")
+    if min(args.at) < 0:
+        parser.error(f"--at: env steps are >= 0, got {min(args.at)}")
+    lo, hi = args.window
+    if not 0 <= lo <= hi:
+        parser.error(f"--window {lo} {hi}: needs 0 <= FROM <= TO")
+    loaded: dict[str, dict[str, dict[int, float]]] = {}
+    for p in paths:
+        try:
+            loaded[str(p)] = curves(p)
+        except ValueError as e:
+            parser.error(str(e))
+        for seed, curve in loaded[str(p)].items():
+            if not any(lo <= s <= hi for s in curve):
+                parser.error(f"{p}: seed {seed} has no eval step in --window {lo} {hi}")
+    ref = loaded[str(args.reference)]
+    unpaired = [str(p) for p in args.arms if not set(ref) & set(loaded[str(p)])]
+    if unpaired:
+        parser.error(f"no seed in common with --reference: {', '.join(unpaired)}")
+    return loaded
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, required=True)
@@ -234,21 +285,14 @@ def main() -> int:
     parser.add_argument("--markdown", type=Path, help="write the headline table (.md)")
     args = parser.parse_args()
     paths = [args.reference, *args.arms]
-    for flag, out in (("--out", args.out), ("--markdown", args.markdown), ("--plot", args.plot)):
-        try:
-            if out is not None:
-                check_output_file(out, flag)
-        except OutputPathError as e:
-            parser.error(str(e))
-    if args.labels is not None and len(args.labels) != len(paths):
-        parser.error(f"--labels needs {len(paths)} names: the reference, then each arm")
-
-    ref = curves(args.reference)
-    rows = {str(p): compare(ref, curves(p), args.at, tuple(args.window)) for p in args.arms}
-    stats = {str(p): arm_stats(curves(p), args.at, args.thresholds) for p in paths}
+    loaded = check_args(parser, args)
+    ref = loaded[str(args.reference)]
+    lo, hi = args.window
+    rows = {str(p): compare(ref, loaded[str(p)], args.at, (lo, hi)) for p in args.arms}
+    stats = {str(p): arm_stats(loaded[str(p)], args.at, args.thresholds) for p in paths}
     last = args.at[-1]
     for p in args.arms:
-        arm = curves(p)
+        arm = loaded[str(p)]
         mine = [arm[s][last] for s in arm if last in arm[s]]
         theirs = [ref[s][last] for s in ref if last in ref[s]]
         if mine and theirs:
@@ -277,7 +321,8 @@ def main() -> int:
             "stats": stats,
             "wall_time_s": {str(p): wall_times(p) for p in paths},
         }
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        text = json.dumps(result, indent=1) + "\n"
+        atomic_write(args.out, lambda t: Path(t).write_text(text))
         print(f"wrote {args.out}")
     labels = args.labels or [p.stem for p in paths]
     if args.markdown:
@@ -293,7 +338,9 @@ def main() -> int:
         print(f"wrote {args.markdown}")
     if args.plot:
         plot_curves(
-            {lab: curves(p) for lab, p in zip(labels, paths, strict=True)}, args.title, args.plot
+            {lab: loaded[str(p)] for lab, p in zip(labels, paths, strict=True)},
+            args.title,
+            args.plot,
         )
         print(f"wrote {args.plot}")
     return 0

@@ -67,3 +67,48 @@ def test_headline_table_pairs_seeds_and_gives_p(tmp_path):
     assert data["arms"][str(arm)]["p_improvement"]["p"] == pytest.approx(1.0)
     assert data["stats"][str(arm)]["steps_to"]["5000"] == [100_000, 100_000]
     assert data["stats"][str(control)]["steps_to"]["5000"] == [100_000, 100_000]
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "cannot read it"),
+        ("not_json", "not JSON"),
+        ("no_seeds", "no 'seeds'"),
+        ("ragged", "has 3 steps, 2 returns"),
+        ("other_seeds", "no seed in common"),
+        ("window", "no eval step in --window"),
+        ("bad_window", "needs 0 <= FROM <= TO"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, case, message):
+    control = _result(tmp_path / "c.json", {"3": [0, 1, 2]}, None)
+    arm = tmp_path / "a.json"
+    window = ["0", "100000"]
+    if case == "missing":
+        pass
+    elif case == "not_json":
+        arm.write_text("{seeds")
+    elif case == "no_seeds":
+        arm.write_text(json.dumps({"benchmark": "learning_curve"}))
+    elif case == "ragged":
+        arm.write_text(json.dumps({"seeds": {"3": {"steps": [0, 1, 2], "return_mean": [0, 1]}}}))
+    elif case == "other_seeds":
+        _result(arm, {"4": [0, 1, 2]}, None)
+    elif case == "window":
+        _result(arm, {"3": [0, 1, 2]}, None)
+        window = ["60000", "90000"]  # between the 50K and 100K evals
+    else:
+        _result(arm, {"3": [0, 1, 2]}, None)
+        window = ["100000", "50000"]
+    out, md = tmp_path / "out" / "h.json", tmp_path / "out" / "h.md"
+    args = ["--reference", str(control), "--arms", str(arm), "--window", *window]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--out", str(out), "--markdown", str(md)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (tmp_path / "out").exists()
