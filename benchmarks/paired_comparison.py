@@ -17,12 +17,9 @@ files are paired; a window an arm has not finished is reported up to its last co
 per seed), the reference first; ``--labels`` names the reference and the arms in that order
 (default: the file stems).
 
-``--markdown FILE.md`` writes the headline table of a decisive comparison (the reference is the
-real-only control): per arm and ``--at`` step the mean return with its 95% bootstrap CI, the IQM
-with its own, the per-seed values; per seed the first eval step reaching each ``--thresholds``
-value ("not reached" otherwise); P(arm > control) at the last ``--at`` step (rliable's
-probability of improvement, unpaired, with its bootstrap CI); the per-seed paired differences;
-the median wall time of a run (protocol: ``../shared/reference/protocol.md``).
+``--thresholds`` adds, per arm and seed, the first eval step reaching each return to ``--out``
+(with each arm's mean, 95% bootstrap CI, IQM and per-seed values at the ``--at`` steps, and
+P(arm > reference) at the last one). The README's headline table is ``headline.py``'s.
 """
 
 from __future__ import annotations
@@ -182,65 +179,13 @@ def _fmt(values: list[float]) -> str:
     return " / ".join(f"{v:+,.0f}" for v in values)
 
 
-def headline_markdown(
-    labels: list[str],
-    stats: list[dict[str, Any]],
-    rows: list[dict[str, Any] | None],
-    walls: list[list[float]],
-    at: list[int],
-    thresholds: list[float],
-) -> str:
-    """The headline table: the control (``rows[0] is None``) first, then each arm."""
-    k = lambda step: fmt_steps(step, exact=False)  # noqa: E731
-    head = ["arm", "seeds"]
-    for step in at:
-        head += [f"return @ {k(step)}: mean [95% CI]; IQM [95% CI]", f"@ {k(step)} per seed"]
-    head += [f"steps to {t:,.0f} per seed" for t in thresholds]
-    last = at[-1]
-    head += [f"P(arm > control) @ {k(last)} [95% CI]"]
-    head += [f"Δ vs control per seed @ {k(step)}" for step in at]
-    head += ["wall time per run (median)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, st, row, wall in zip(labels, stats, rows, walls, strict=True):
-        cells = [label, ", ".join(st["seeds"])]
-        for step in at:
-            a = st.get(f"at_{step}")
-            if a is None:
-                cells += ["not run to here", ""]
-                continue
-            lo, hi = a["ci95"]
-            ilo, ihi = a["iqm_ci95"]
-            cells.append(
-                f"{a['mean']:,.0f} [{lo:,.0f}, {hi:,.0f}]; {a['iqm']:,.0f} [{ilo:,.0f}, {ihi:,.0f}]"
-            )
-            cells.append(" / ".join(f"{v:,.0f}" for v in a["per_seed"]))
-        for t in thresholds:
-            cells.append(
-                " / ".join("not reached" if s is None else k(s) for s in st["steps_to"][f"{t:g}"])
-            )
-        if row is None:
-            cells.append("(control)")
-            cells += ["" for _ in at]
-        else:
-            p = row.get("p_improvement")
-            cells.append(
-                f"{p['p']:.2f} [{p['ci95'][0]:.2f}, {p['ci95'][1]:.2f}]" if p else "no common step"
-            )
-            for step in at:
-                d = row.get(f"at_{step}")
-                cells.append(_fmt(d["per_seed_delta"]) if d else "")
-        cells.append(f"{np.median(wall) / 3600:.1f} h" if wall else "unfinished")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def check_args(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> dict[str, dict[str, dict[int, float]]]:
     """Every argument and input file checked before any work (exit 2 naming the problem);
     returns the curves of the reference and the arms, keyed by path."""
     paths = [args.reference, *args.arms]
-    for flag, out in (("--out", args.out), ("--markdown", args.markdown), ("--plot", args.plot)):
+    for flag, out in (("--out", args.out), ("--plot", args.plot)):
         try:
             if out is not None:
                 check_output_file(out, flag)
@@ -282,7 +227,6 @@ def main() -> int:
     parser.add_argument(
         "--thresholds", type=float, nargs="*", default=[], help="returns for 'steps to X'"
     )
-    parser.add_argument("--markdown", type=Path, help="write the headline table (.md)")
     args = parser.parse_args()
     paths = [args.reference, *args.arms]
     loaded = check_args(parser, args)
@@ -325,17 +269,6 @@ def main() -> int:
         atomic_write(args.out, lambda t: Path(t).write_text(text))
         print(f"wrote {args.out}")
     labels = args.labels or [p.stem for p in paths]
-    if args.markdown:
-        table = headline_markdown(
-            labels,
-            [stats[str(p)] for p in paths],
-            [None, *(rows[str(p)] for p in args.arms)],
-            [wall_times(p) for p in paths],
-            args.at,
-            args.thresholds,
-        )
-        atomic_write(args.markdown, lambda t: Path(t).write_text(table))
-        print(f"wrote {args.markdown}")
     if args.plot:
         plot_curves(
             {lab: loaded[str(p)] for lab, p in zip(labels, paths, strict=True)},

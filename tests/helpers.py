@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -186,7 +187,10 @@ def pendulum_run(run_dir: Path, *overrides: str) -> Path:
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are not a package)."""
+    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are not a package; as
+    when run as scripts, they import each other by name from ``benchmarks/``)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.append(str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-"""The headline table of ``benchmarks/paired_comparison.py`` against hand-computed values."""
+"""``benchmarks/paired_comparison.py`` against hand-computed values."""
 
 from __future__ import annotations
 
@@ -40,33 +40,27 @@ def test_arm_stats_by_hand():
     assert st["steps_to"]["8000"] == [100_000, None]
 
 
-def test_headline_table_pairs_seeds_and_gives_p(tmp_path):
+def test_comparison_pairs_seeds_and_gives_p(tmp_path):
     control = _result(
         tmp_path / "c.json", {"3": [0, 3_000, 5_000], "4": [0, 4_000, 6_000]}, 7_200.0
     )
     arm = _result(tmp_path / "a.json", {"3": [0, 3_500, 7_000], "4": [0, 3_000, 8_000]}, None)
-    md, out = tmp_path / "h.md", tmp_path / "h.json"
+    out = tmp_path / "h.json"
     args = ["--reference", str(control), "--arms", str(arm), "--at", "50000", "100000"]
-    args += ["--window", "50000", "100000", "--thresholds", "5000"]
-    args += ["--labels", "control", "model", "--markdown", str(md), "--out", str(out)]
-    subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
-    rows = md.read_text().splitlines()
-    assert len(rows) == 4
-    control_row, arm_row = rows[2].split(" | "), rows[3].split(" | ")
-    assert "2.0 h" in control_row[-1]
-    assert arm_row[-1].strip(" |") == "unfinished"
-    assert "+500 / -1,000" in rows[3]  # @50K, seed 3 then seed 4
-    assert "+2,000 / +2,000" in rows[3]  # @100K
+    args += ["--window", "50000", "100000", "--thresholds", "5000", "--out", str(out)]
+    subprocess.run([sys.executable, str(SCRIPT), *args], check=True, capture_output=True, cwd=ROOT)
     data = json.loads(out.read_text())
+    row = data["arms"][str(arm)]
+    assert row["at_50000"]["per_seed_delta"] == [500.0, -1_000.0]  # seed 3 then seed 4
+    assert row["at_100000"]["per_seed_delta"] == [2_000.0, 2_000.0]
+    # window 50K-100K: arm (3,500 + 7,000) / 2, (3,000 + 8,000) / 2 vs 4,000 and 5,000
+    assert row["window"]["per_seed_delta"] == [1_250.0, 500.0]
     # both arm values (7,000, 8,000) exceed both control values (5,000, 6,000) at 100K
-    assert data["arms"][str(arm)]["p_improvement"]["p"] == pytest.approx(1.0)
+    assert row["p_improvement"]["p"] == pytest.approx(1.0)
     assert data["stats"][str(arm)]["steps_to"]["5000"] == [100_000, 100_000]
     assert data["stats"][str(control)]["steps_to"]["5000"] == [100_000, 100_000]
+    assert data["wall_time_s"][str(control)] == [7_200.0, 7_200.0]
+    assert data["wall_time_s"][str(arm)] == []
 
 
 @pytest.mark.parametrize(
@@ -101,10 +95,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, case, message):
     else:
         _result(arm, {"3": [0, 1, 2]}, None)
         window = ["100000", "50000"]
-    out, md = tmp_path / "out" / "h.json", tmp_path / "out" / "h.md"
+    out, plot = tmp_path / "out" / "h.json", tmp_path / "out" / "h.svg"
     args = ["--reference", str(control), "--arms", str(arm), "--window", *window]
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), *args, "--out", str(out), "--markdown", str(md)],
+        [sys.executable, str(SCRIPT), *args, "--out", str(out), "--plot", str(plot)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,0 +1,132 @@
+"""The README's headline table (``benchmarks/headline.py``) against hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .helpers import load_benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "headline.py"
+
+
+def _result(path: Path, curves: dict[str, list[float]], wall: float | None) -> str:
+    steps = [0, 50_000, 100_000]
+    seeds = {s: {"steps": steps, "return_mean": r, "wall_time_s": wall} for s, r in curves.items()}
+    path.write_text(json.dumps({"seeds": seeds}))
+    return path.name
+
+
+def _spec(tmp_path: Path, **task_changes) -> Path:
+    control = _result(
+        tmp_path / "c.json", {"3": [0, 3_000, 5_000], "4": [0, 4_000, 6_000]}, 7_200.0
+    )
+    arm = _result(tmp_path / "a.json", {"3": [0, 3_500, 9_000], "4": [0, 3_000, 5_000]}, None)
+    task = {
+        "task": "HalfCheetah-v5",
+        "thresholds": [5_000, 8_000],
+        "aim": 8_000,
+        "control": {"label": "real-only", "file": control},
+        "arms": [{"label": "spiking model", "file": arm, "model": True}],
+        "anchors": [{"label": "MBPO (v4)", "returns": {100_000: 9_598}}],
+        "claims": [{"label": "seed (v4, 1M)", "returns": {1_000_000: 10_206}}],
+    }
+    task.update(task_changes)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"at": [50_000, 100_000], "tasks": [task]}))
+    return spec
+
+
+def _run(tmp_path: Path, spec: Path) -> subprocess.CompletedProcess:
+    args = ["--spec", str(spec), "--root", str(tmp_path)]
+    args += [
+        "--markdown",
+        str(tmp_path / "out" / "h.md"),
+        "--out",
+        str(tmp_path / "out" / "h.json"),
+    ]
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+
+
+def test_table_rows_deltas_and_aims_by_hand(tmp_path):
+    proc = _run(tmp_path, _spec(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "out" / "h.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| HalfCheetah")]
+    assert len(rows) == 4  # control, arm, anchor, claim
+    control, arm, anchor, claim = (r.split(" | ") for r in rows)
+    assert control[-1] == "2.0 h |"
+    assert "(real-only control)" in control
+    assert arm[-1] == "unfinished |"
+    assert "+500 / -1,000" in arm  # @50K, seed 3 then seed 4
+    assert "+4,000 / -1,000" in arm  # @100K
+    # seed 3 reaches 5K and 8K at 100K; seed 4 reaches 5K at 100K, never 8K
+    assert "5,000: 100K / 100K; 8,000: 100K / not reached" in arm
+    assert "9,598" in anchor
+    assert anchor[1] == "anchor: MBPO (v4)"
+    assert "– (1M: 10,206)" in claim
+    assert claim[1] == "claim: seed (v4, 1M)"
+    # aims: arm mean at 100K (9,000 + 5,000) / 2 = 7,000 < 8,000; not ahead on seed 4
+    assert "spiking model: 7,000 at 100K against the aim of 8,000, not reached" in md
+    assert "spiking model: not ahead of its real-only control on every seed at 100K" in md
+    data = json.loads((tmp_path / "out" / "h.json").read_text())
+    arm_row = data["tasks"][0]["rows"][1]
+    # P(X > Y) over the 4 pairs of (9,000, 5,000) x (5,000, 6,000): 1 + 0.5 + 1 + 0 = 2.5 / 4
+    assert arm_row["p_improvement"]["p"] == pytest.approx(0.625)
+    assert arm_row["stats"]["at_100000"]["mean"] == pytest.approx(7_000.0)
+
+
+def test_every_seed_ahead_is_said(tmp_path):
+    hc = load_benchmark("headline")
+    ahead = _result(tmp_path / "b.json", {"3": [0, 4_000, 8_000], "4": [0, 5_000, 6_500]}, None)
+    spec = hc.load_spec(
+        _spec(tmp_path, arms=[{"label": "m", "file": ahead, "model": True}]), tmp_path
+    )
+    rows = hc.task_rows(spec["tasks"][0], spec["at"])
+    said = hc.aims(spec["tasks"][0], rows, spec["at"])
+    assert "m: 7,250 at 100K against the aim of 8,000, not reached" in said
+    assert any(s.startswith("m: ahead of its real-only control on every seed") for s in said)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"arms": [{"label": "x", "file": "missing.json"}]}, "cannot read it"),
+        ({"arms": [{"label": "x", "file": "c.json", "colour": "red"}]}, "unknown key 'colour'"),
+        ({"control": {"label": "x"}}, "missing key 'file'"),
+        ({"aim": "high"}, "expected a number"),
+        ({"anchors": [{"label": "x", "returns": {0: 1}}]}, "positive integers"),
+        ({"arms": []}, "expected a list of arms"),
+        ({"flavour": 1}, "unknown key 'flavour'"),
+    ],
+)
+def test_bad_spec_exits_2_and_writes_nothing(tmp_path, change, message):
+    proc = _run(tmp_path, _spec(tmp_path, **change))
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unpaired_arm_is_refused(tmp_path):
+    other = _result(tmp_path / "o.json", {"7": [0, 1, 2]}, None)
+    proc = _run(tmp_path, _spec(tmp_path, arms=[{"label": "o", "file": other}]))
+    assert proc.returncode == 2
+    assert "no seed in common with the control" in proc.stderr
+
+
+def test_committed_spec_names_stage_two_outputs():
+    """Every result file of the README's spec exists or is one that stage 2's script writes."""
+    spec = yaml.safe_load((ROOT / "benchmarks" / "headline.yaml").read_text())
+    stage2 = (ROOT / "benchmarks" / "stage2_decide.sh").read_text()
+    for task in spec["tasks"]:
+        for run in [task["control"], *task["arms"]]:
+            name = Path(run["file"]).name
+            assert (ROOT / run["file"]).exists() or f"$R/{name}" in stage2, run["file"]
