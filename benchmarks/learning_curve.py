@@ -2,7 +2,9 @@
 
 Each seed is a separate ``spiking-dreamer train`` process (one torch thread each, ``--jobs`` at a
 time). The result file follows ``../shared/reference/protocol.md``: command, commit, date, machine,
-versions, per-seed eval curves and aggregates (mean and 95% bootstrap CI across seeds).
+versions, per-seed eval curves and aggregates (mean and 95% bootstrap CI across seeds). The
+header's commit is the code that wrote the file; each seed's ``sessions`` list the commit every
+segment of its run ran (the run's ``sessions.jsonl``: one line per start or resume).
 
     python benchmarks/learning_curve.py --config configs/halfcheetah.yaml --arm baseline \\
         --seeds 0 1 2 --steps 100000 --jobs 3 \\
@@ -63,6 +65,12 @@ def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     sps = None
     last: dict[str, float] = {}
+    sessions_file = run_dir / "sessions.jsonl"  # the code each segment ran (older runs: none)
+    sessions = (
+        [json.loads(line) for line in sessions_file.read_text().splitlines()]
+        if sessions_file.exists()
+        else []
+    )
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         for line in metrics.read_text().splitlines():
@@ -79,6 +87,9 @@ def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
         "env_steps_per_s": summary["env_steps_per_s"] if summary else sps,
         "wall_time_s": summary["wall_time_s"] if summary else None,
         "last_model_metrics": dict(sorted(last.items())),
+        "sessions": [
+            {k: rec[k] for k in ("from_step", "commit", "date", "host")} for rec in sessions
+        ],
     }
 
 

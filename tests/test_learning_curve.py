@@ -75,3 +75,20 @@ def test_a_seed_record_keeps_the_last_model_metrics(tmp_path):
         "model/holdout_mse": 0.25,
         "vg/objective": -2.0,
     }
+    assert run["sessions"] == []  # a run from before sessions.jsonl
+
+
+def test_a_seed_record_lists_the_code_of_each_segment(tmp_path):
+    lc = _load()
+    (tmp_path / "eval.jsonl").write_text(
+        json.dumps({"step": 0, "return_mean": 0.0, "return_std": 0.0}) + "\n"
+    )
+    segments = [
+        {"from_step": 0, "commit": "abc", "date": "d0", "host": "h", "versions": {"torch": "x"}},
+        {"from_step": 5000, "commit": "def-dirty", "date": "d1", "host": "h", "versions": {}},
+    ]
+    (tmp_path / "sessions.jsonl").write_text("".join(json.dumps(s) + "\n" for s in segments))
+    run = lc.read_run(tmp_path, 10_000)
+    assert [s["commit"] for s in run["sessions"]] == ["abc", "def-dirty"]
+    assert [s["from_step"] for s in run["sessions"]] == [0, 5000]
+    assert "versions" not in run["sessions"][0]

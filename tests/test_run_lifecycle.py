@@ -15,6 +15,7 @@ import torch
 
 from spiking_dreamer.cli import EXIT_STOPPED, main
 from spiking_dreamer.config_loading import load_config
+from spiking_dreamer.provenance import git_commit
 from spiking_dreamer.training.checkpoint import load_state_file
 from spiking_dreamer.training.trainer import Trainer
 
@@ -104,6 +105,11 @@ def test_the_summary_of_a_resumed_run_covers_the_whole_run(tmp_path: Path) -> No
     assert again.env_steps_per_s == pytest.approx(summary.env_steps_per_s, rel=0.2)
     stored = json.loads((run / "summary.json").read_text())
     assert stored["wall_time_s"] == again.wall_time_s
+    # every segment recorded the code it ran: the start and both resumes
+    sessions = [json.loads(x) for x in (run / "sessions.jsonl").read_text().splitlines()]
+    assert [s["from_step"] for s in sessions] == [0, 100, 150]
+    assert {s["commit"] for s in sessions} == {git_commit()}
+    assert sessions[0]["versions"]["torch"] == str(torch.__version__)
 
 
 def test_without_a_progress_bar_each_log_interval_prints_a_status_line(

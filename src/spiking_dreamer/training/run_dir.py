@@ -1,7 +1,8 @@
 """Run directories: where a run lives, and how a stopped run is found again or forked.
 
 A run directory holds ``config.yaml``, ``metrics.jsonl``, ``eval.jsonl``, ``tb/``,
-``summary.json`` and ``checkpoints/`` (``state.pt`` and ``state.pt.prev``: the two newest full
+``summary.json``, ``sessions.jsonl`` (the code each segment of the run ran: one line per start
+or resume) and ``checkpoints/`` (``state.pt`` and ``state.pt.prev``: the two newest full
 training states; ``best.pt`` and ``last.pt``: actor checkpoints). A fork also has ``fork.json``.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +29,7 @@ from spiking_dreamer.config_loading import (
 from spiking_dreamer.envs import check_env
 from spiking_dreamer.errors import CheckpointError, ConfigError, OutputPathError, RunDirError
 from spiking_dreamer.files import check_output_dir, nearest_existing
+from spiking_dreamer.provenance import git_commit, versions
 from spiking_dreamer.training.checkpoint import (
     has_training_state,
     load_state_file,
@@ -110,6 +113,24 @@ def prepare_run_dir(run_dir: Path, cfg: Config, need_bytes: int) -> None:
     try:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+    except OSError as e:
+        raise RunDirError(f"cannot write to run directory {run_dir}: {e}") from None
+
+
+def append_session(run_dir: Path, step: int) -> None:
+    """Record in ``sessions.jsonl`` the code a segment of the run starts with at env step
+    ``step`` (0 for a new run): commit (``-dirty`` with tracked changes), date, host, versions.
+    A run resumed under other code lists every commit it ran."""
+    record = {
+        "from_step": step,
+        "commit": git_commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": socket.gethostname(),
+        "versions": versions(),
+    }
+    try:
+        with (run_dir / "sessions.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
     except OSError as e:
         raise RunDirError(f"cannot write to run directory {run_dir}: {e}") from None
 

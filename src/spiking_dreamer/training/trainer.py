@@ -58,6 +58,7 @@ from spiking_dreamer.training.evaluate import evaluate, firing_rates
 from spiking_dreamer.training.logger import MetricsLogger
 from spiking_dreamer.training.progress import RunProgress, run_phases
 from spiking_dreamer.training.run_dir import (
+    append_session,
     check_state_fits,
     fork_state,
     prepare_run_dir,
@@ -210,6 +211,7 @@ class Trainer:
         continues."""
         self._start_time, self._start_step = time.perf_counter(), self.step
         self._losses: dict[str, torch.Tensor] = {}
+        append_session(self.run_dir, self.step)
         if self.step == 0:
             seed = self.cfg.train.seed
             self._obs, _ = self.env.reset(seed=seed)
