@@ -17,7 +17,6 @@ Variants of ``TD3.act`` (raw observation in, NumPy action out):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections.abc import Callable
@@ -27,18 +26,22 @@ import numpy as np
 import torch
 
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
+from spiking_dreamer.arguments import config_file, output_file, positive_int
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/halfcheetah.yaml")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--calls", type=int, default=400, help="actions per variant and round")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", type=config_file, default="configs/halfcheetah.yaml")
+    parser.add_argument("--rounds", type=positive_int, default=15)
+    parser.add_argument(
+        "--calls", type=positive_int, default=400, help="actions per variant and round"
+    )
+    parser.add_argument("--out", type=output_file, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     import torch._inductor.config as inductor_config
@@ -108,7 +111,7 @@ def main() -> int:
         lo, hi = min(per_round[k]), max(per_round[k])
         print(f"{k:14} {v:.3f} ms  ({lo:.3f}-{hi:.3f} over {args.rounds} rounds)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(args.out, result)
     return 0
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import torch
 
+from spiking_dreamer.arguments import existing_file, output_file, positive_int
 from spiking_dreamer.cli import main as cli_main
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_state_file
 
@@ -104,10 +106,19 @@ def fingerprint(steps: int, arm: str, root: Path) -> dict[str, str]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--out", type=Path, help="write the fingerprint here")
-    p.add_argument("--compare", type=Path, help="compare with this recorded fingerprint")
+    p.add_argument("--steps", type=positive_int, default=3000)
+    p.add_argument("--out", type=output_file, help="write the fingerprint here")
+    p.add_argument("--compare", type=existing_file, help="compare with this recorded fingerprint")
     args = p.parse_args()
+    old = None
+    if args.compare:
+        try:
+            old = json.loads(args.compare.read_text())
+            recorded = old["steps"], old["fingerprints"]
+        except (ValueError, KeyError, TypeError) as e:
+            p.error(f"--compare {args.compare}: not a recorded fingerprint ({e})")
+        if recorded[0] != args.steps:
+            p.error(f"--compare {args.compare} has {recorded[0]} steps, this run {args.steps}")
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         prints = {arm: fingerprint(args.steps, arm, Path(tmp)) for arm in ARMS}
@@ -118,11 +129,8 @@ def main() -> int:
     }
     print(json.dumps(prints, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
-    if args.compare:
-        old = json.loads(args.compare.read_text())
-        if old["steps"] != args.steps:
-            raise SystemExit(f"{args.compare} has {old['steps']} steps, this run {args.steps}")
+        atomic_write_json(args.out, record)
+    if old is not None:
         diff = [
             f"{arm}/{k}"
             for arm, fp in prints.items()

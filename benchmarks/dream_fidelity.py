@@ -37,10 +37,13 @@ import torch
 from world_model import spearman
 
 from spiking_dreamer.agent import TwinQCritic, build_actor
+from spiking_dreamer.arguments import existing_dir, int_in, output_file, positive_int, seed_int
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config_loading import config_from_dict
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.errors import CheckpointError
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_state_file, read_state
 
@@ -58,24 +61,29 @@ def set_env_state(env: gym.Env, obs: np.ndarray) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a dreaming run directory")
-    parser.add_argument("--step", type=int, help="the state saved at this env step (else newest)")
-    parser.add_argument("--starts", type=int, default=256)
-    parser.add_argument("--horizon", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=existing_dir, required=True, help="a dreaming run directory")
+    parser.add_argument(
+        "--step", type=int_in(0), help="the state saved at this env step (else newest)"
+    )
+    parser.add_argument("--starts", type=positive_int, default=256)
+    parser.add_argument("--horizon", type=positive_int, default=5)
+    parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument(
         "--member",
         "--transition",  # its older name, with "sample" for random_elite
         choices=["random_elite", "elite_mean", "sample"],
         help="dreaming.member to dream with (default: the run's)",
     )
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", type=output_file, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     ckpt = Path(args.run) / "checkpoints" / "state.pt"
     if args.step is None:
-        state = load_state_file(ckpt)[0]
+        try:
+            state = load_state_file(ckpt)[0]
+        except CheckpointError as e:
+            parser.error(f"--run {args.run}: {e}")
     else:
         found = [
             s
@@ -197,7 +205,7 @@ def main() -> int:
         "per_step": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(args.out, result)
     return 0
 
 

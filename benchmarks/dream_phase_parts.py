@@ -23,21 +23,23 @@ from pathlib import Path
 
 import torch
 
+from spiking_dreamer.arguments import config_file, int_in, output_file, positive_int
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.config_loading import load_config
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="configs/halfcheetah_mbpo.yaml")
-    p.add_argument("--warmup", type=int, default=600)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=1, help="interleaved rounds (median)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--predict-chunk", type=int, nargs="+", default=None, metavar="ROWS")
-    p.add_argument("--out", type=Path)
+    p.add_argument("--config", type=config_file, default="configs/halfcheetah_mbpo.yaml")
+    p.add_argument("--warmup", type=positive_int, default=600)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--rounds", type=positive_int, default=1, help="interleaved rounds (median)")
+    p.add_argument("--threads", type=int_in(1, 1024), default=1)
+    p.add_argument("--predict-chunk", type=int_in(0), nargs="+", default=None, metavar="ROWS")
+    p.add_argument("--out", type=output_file)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     w = args.warmup
@@ -85,7 +87,7 @@ def main() -> int:
     }
     print(json.dumps(parts, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(record, indent=1) + "\n")
+        atomic_write_json(args.out, record)
     return 0
 
 

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spiking_dreamer.arguments import existing_dir, output_file
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.export import collect_observations, energy_report
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_actor
 
@@ -46,11 +48,15 @@ def measure(run: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", nargs="+", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--runs", type=existing_dir, nargs="+", required=True)
+    p.add_argument("--out", type=output_file, required=True)
     args = p.parse_args()
+    for run in args.runs:
+        for need in ("eval.jsonl", "checkpoints/last.pt"):
+            if not (run / need).is_file():
+                p.error(f"--runs {run}: no {need}; not a run directory")
     torch.set_num_threads(1)
-    rows = [measure(Path(r)) for r in args.runs]
+    rows = [measure(r) for r in args.runs]
     by_coef: dict[float, list[dict]] = {}
     for r in rows:
         by_coef.setdefault(r["firing_rate_penalty"], []).append(r)
@@ -69,7 +75,7 @@ def main() -> int:
         "summary": summary,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_json(args.out, out)
     print(json.dumps(summary, indent=1))
     return 0
 

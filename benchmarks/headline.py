@@ -20,7 +20,6 @@ anything is computed (exit 2 naming the problem, nothing written).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import yaml
 from paired_comparison import arm_stats, curves, wall_times
 
 from spiking_dreamer.errors import OutputPathError
-from spiking_dreamer.files import atomic_write, check_output_file
+from spiking_dreamer.files import atomic_write, atomic_write_json, check_output_file
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import fmt_steps, probability_of_improvement_ci
 
@@ -320,8 +319,7 @@ def main() -> int:
                 for task, task_rows_ in zip(spec["tasks"], rows, strict=True)
             ],
         }
-        text = json.dumps(result, indent=1) + "\n"
-        atomic_write(args.out, lambda t: Path(t).write_text(text))
+        atomic_write_json(args.out, result)
         print(f"wrote {args.out}")
     return 0
 

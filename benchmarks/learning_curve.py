@@ -42,7 +42,7 @@ import numpy as np
 from spiking_dreamer.config import MAX_SEED
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.errors import UserError
-from spiking_dreamer.files import atomic_write, check_output_file
+from spiking_dreamer.files import atomic_write_json, check_output_file
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import bootstrap_ci
 from spiking_dreamer.training.checkpoint import has_training_state
@@ -255,7 +255,7 @@ def main() -> int:
     }
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda t: Path(t).write_text(json.dumps(result, indent=1) + "\n"))
+    atomic_write_json(out, result)
     final = result["aggregate"]["final"]
     print(
         f"{args.arm}: step {final['step']}: mean return {final['mean']:.1f} "

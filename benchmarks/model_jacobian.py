@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -54,11 +53,13 @@ import torch
 from torch import Tensor
 
 from spiking_dreamer.agent import build_policy
+from spiking_dreamer.arguments import nonempty_path, number_in, output_file, positive_int, seed_int
 from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config_loading import config_from_dict, load_config
 from spiking_dreamer.dreaming.model_env import model_transition
 from spiking_dreamer.envs import make_env
-from spiking_dreamer.errors import ConfigError
+from spiking_dreamer.errors import CheckpointError, ConfigError
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_state_file
 from spiking_dreamer.world_model import EnsembleDynamicsModel, ModelTrainer, build_world_model
@@ -173,12 +174,14 @@ def train_model_on_random_data(cfg, rec: dict, steps: int, seed: int) -> tuple:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--state", help="a run's checkpoints/state.pt (model and policy)")
-    parser.add_argument("--states", type=int, default=200, help="states measured")
-    parser.add_argument("--eps", type=float, default=1e-2, help="finite-difference step")
-    parser.add_argument("--random-steps", type=int, default=20_000)
-    parser.add_argument("--train-steps", type=int, default=2_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--state", type=nonempty_path, help="a run's checkpoints/state.pt (model and policy)"
+    )
+    parser.add_argument("--states", type=positive_int, default=200, help="states measured")
+    parser.add_argument("--eps", type=number_in(0, 1), default=1e-2, help="finite-difference step")
+    parser.add_argument("--random-steps", type=positive_int, default=20_000)
+    parser.add_argument("--train-steps", type=positive_int, default=2_000)
+    parser.add_argument("--seed", type=seed_int, default=0)
     parser.add_argument(
         "--kind",
         choices=["spiking", "mlp"],
@@ -192,7 +195,7 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="world-model overrides for the model trained here (e.g. world_model.surrogate=atan)",
     )
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", type=output_file, required=True)
     args = parser.parse_args()
     if args.state and args.set:
         parser.error("--set shapes the model trained here; a --state run brings its own")
@@ -202,10 +205,13 @@ def main() -> int:
     info: dict = {}
 
     if args.state:
-        state = load_state_file(Path(args.state))[0]
+        try:
+            state = load_state_file(Path(args.state))[0]
+        except CheckpointError as err:
+            parser.error(f"--state {args.state}: {err}")
         cfg = config_from_dict(state["config"], f"{args.state} (stored config)")
         if state["dreaming"] is None:
-            raise SystemExit(f"{args.state} has no world model (not a dreaming run)")
+            parser.error(f"--state {args.state}: no world model (not a dreaming run)")
         env = make_env(state["env"]["id"], cfg.env.kwargs)
         obs_dim, act_dim = state["env"]["obs_dim"], state["env"]["act_dim"]
         low, high = env.action_space.low, env.action_space.high
@@ -326,7 +332,7 @@ def main() -> int:
     for k, v in result["summary"].items():
         print(f"{k:45s} " + "  ".join(f"{n} {x:+.3f}" for n, x in v.items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(args.out, result)
     return 0
 
 

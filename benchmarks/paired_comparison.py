@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from spiking_dreamer.errors import OutputPathError, import_extra
-from spiking_dreamer.files import atomic_write, check_output_file
+from spiking_dreamer.files import atomic_write, atomic_write_json, check_output_file
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import (
     bootstrap_ci,
@@ -265,8 +265,7 @@ def main() -> int:
             "stats": stats,
             "wall_time_s": {str(p): wall_times(p) for p in paths},
         }
-        text = json.dumps(result, indent=1) + "\n"
-        atomic_write(args.out, lambda t: Path(t).write_text(text))
+        atomic_write_json(args.out, result)
         print(f"wrote {args.out}")
     labels = args.labels or [p.stem for p in paths]
     if args.plot:

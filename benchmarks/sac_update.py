@@ -22,7 +22,6 @@ median.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -33,9 +32,11 @@ import numpy as np
 import torch
 
 from spiking_dreamer.agent import TwinQCritic, build_agent, build_policy
+from spiking_dreamer.arguments import config_file, output_file, positive_int
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import Config
 from spiking_dreamer.config_loading import load_config
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah-v5
@@ -105,10 +106,12 @@ def _min_ms(fn: Callable[[], object], calls: int) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/halfcheetah.yaml", help="a TD3 config")
-    p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--calls", type=int, default=10)
-    p.add_argument("--out", help="write the result as JSON")
+    p.add_argument(
+        "--config", type=config_file, default="configs/halfcheetah.yaml", help="a TD3 config"
+    )
+    p.add_argument("--rounds", type=positive_int, default=7)
+    p.add_argument("--calls", type=positive_int, default=10)
+    p.add_argument("--out", type=output_file, help="write the result as JSON")
     args = p.parse_args()
     torch.set_num_threads(1)
     arms = {name: _parts(cfg) for name, cfg in _arms(load_config(args.config)).items()}
@@ -146,7 +149,7 @@ def main() -> int:
         print(f"{k}: {v:.2f}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_json(args.out, result)
         print(f"wrote {args.out}")
     return 0
 

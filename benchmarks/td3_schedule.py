@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import statistics
 import sys
 import time
@@ -29,11 +28,13 @@ from pathlib import Path
 import torch
 
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
+from spiking_dreamer.arguments import config_file, int_in, output_file, positive_int
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config import Config, TD3Config
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 
 ARMS: dict[str, dict[str, object]] = {
@@ -171,13 +172,15 @@ def _print(result: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/halfcheetah.yaml")
-    parser.add_argument("--updates-per-step", type=int, default=20, help="G")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--env-steps", type=int, default=2, help="env steps per arm and round")
-    parser.add_argument("--threads2-rounds", type=int, default=4, help="0: no 2-thread run")
+    parser.add_argument("--config", type=config_file, default="configs/halfcheetah.yaml")
+    parser.add_argument("--updates-per-step", type=positive_int, default=20, help="G")
+    parser.add_argument("--rounds", type=positive_int, default=15)
+    parser.add_argument(
+        "--env-steps", type=positive_int, default=2, help="env steps per arm and round"
+    )
+    parser.add_argument("--threads2-rounds", type=int_in(0), default=4, help="0: no 2-thread run")
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", type=output_file, required=True)
     args = parser.parse_args()
     wall = time.perf_counter()
     torch.set_num_threads(1)
@@ -257,7 +260,7 @@ def main() -> int:
         "wall_s": time.perf_counter() - wall,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(args.out, result)
     _print(result)
     return 0
 

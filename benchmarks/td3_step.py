@@ -15,7 +15,6 @@ result file records where the time goes (top ops by self CPU time, share in matr
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,10 +25,12 @@ from pathlib import Path
 import torch
 
 from spiking_dreamer.agent import TD3, TwinQCritic, build_actor
+from spiking_dreamer.arguments import config_file, int_in, output_file, positive_int
 from spiking_dreamer.bench import median_ms
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv", "aten::mv")
@@ -65,12 +66,14 @@ def profile(fn: Callable[[int], object], calls: int, top: int = 15) -> dict[str,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/halfcheetah.yaml")
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--updates", type=int, default=40)
-    parser.add_argument("--act-calls", type=int, default=200, help="actions timed per round")
-    parser.add_argument("--profile-calls", type=int, default=200, help="0: no profile")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--config", type=config_file, default="configs/halfcheetah.yaml")
+    parser.add_argument("--rounds", type=positive_int, default=15)
+    parser.add_argument("--updates", type=positive_int, default=40)
+    parser.add_argument(
+        "--act-calls", type=positive_int, default=200, help="actions timed per round"
+    )
+    parser.add_argument("--profile-calls", type=int_in(0), default=200, help="0: no profile")
+    parser.add_argument("--out", type=output_file, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(args.config)
@@ -157,7 +160,7 @@ def main() -> int:
         },
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(args.out, result)
     for k, v in result["td3_step_ms_median"].items():
         act = result["action_batch1_ms_median"][k]
         print(f"{k:18} {v:7.2f} ms per TD3 step, {act:.3f} ms per action at batch 1")

@@ -29,10 +29,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spiking_dreamer.arguments import existing_file, int_in, output_file, positive_int, seed_int
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import WorldModelConfig
 from spiking_dreamer.dreaming import uncertainty
 from spiking_dreamer.envs import make_env
+from spiking_dreamer.errors import UserError
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.world_model import (
@@ -132,20 +135,34 @@ def score(model: EnsembleDynamicsModel, test: list[dict[str, np.ndarray]]) -> di
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--policy", help="actor checkpoint for the trained-policy half of the data")
-    p.add_argument("--episodes", type=int, default=40)
-    p.add_argument("--test-episodes", type=int, default=4, help="held out, of each kind")
-    p.add_argument("--steps", type=int, default=2000, help="gradient steps per model")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--policy",
+        type=existing_file,
+        help="actor checkpoint for the trained-policy half of the data",
+    )
+    p.add_argument("--episodes", type=positive_int, default=40)
+    p.add_argument("--test-episodes", type=positive_int, default=4, help="held out, of each kind")
+    p.add_argument("--steps", type=positive_int, default=2000, help="gradient steps per model")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--threads", type=int_in(1, 1024), default=1)
     p.add_argument(
         "--spiking-head",
         choices=["deterministic", "gaussian"],
         default="deterministic",
         help="the spiking ensemble's head (gaussian: NLL, adds MOPO's max_std uncertainty)",
     )
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", type=output_file, required=True)
     args = p.parse_args()
+    if 2 * args.test_episodes >= args.episodes:
+        p.error(
+            f"--test-episodes {args.test_episodes} holds out {2 * args.test_episodes} of "
+            f"--episodes {args.episodes}: nothing left to train on"
+        )
+    if args.policy:
+        try:
+            load_actor(args.policy)
+        except UserError as e:
+            p.error(f"--policy: {e}")
     torch.set_num_threads(args.threads)
 
     t0 = time.time()
@@ -202,7 +219,7 @@ def main() -> int:
     }
     path = ROOT / args.out
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, default=list) + "\n")
+    atomic_write_json(path, out, default=list)
     print(json.dumps(summary))
     return 0
 

@@ -3,12 +3,13 @@ nothing left behind when writing fails."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from spiking_dreamer.files import atomic_write
+from spiking_dreamer.files import atomic_write, atomic_write_json
 
 
 def test_atomic_write_creates_replaces_and_keeps_previous(tmp_path: Path) -> None:
@@ -64,3 +65,15 @@ def test_output_paths_are_checked_without_writing_anything(tmp_path: Path) -> No
     with pytest.raises(OutputPathError, match="is a file, not a directory"):
         check_output_dir(afile, "--exp-dir")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "afile"]  # nothing created
+
+
+def test_atomic_write_json_writes_indented_json_or_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "r.json"
+    atomic_write_json(path, {"a": [1, 2]})
+    assert path.read_text() == '{\n "a": [\n  1,\n  2\n ]\n}\n'
+    atomic_write_json(path, {"b": {3}}, default=list)  # dumps arguments pass through
+    assert json.loads(path.read_text()) == {"b": [3]}
+    with pytest.raises(TypeError):  # a set without default=list: nothing replaced
+        atomic_write_json(path, {"c": {4}})
+    assert json.loads(path.read_text()) == {"b": [3]}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]

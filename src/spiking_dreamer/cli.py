@@ -8,12 +8,20 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spiking_dreamer import __version__
-from spiking_dreamer.config import MAX_SEED, device_problem
+from spiking_dreamer.arguments import (
+    device_name,
+    int_in,
+    nonempty_path,
+    number_in,
+    positive_int,
+    seed_int,
+)
+from spiking_dreamer.config import MAX_SEED
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.errors import (
     EXIT_BUG,
@@ -381,7 +389,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import json
 
     import torch
 
@@ -415,10 +422,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     print(format_table(result))
     if args.out:
-        from spiking_dreamer.files import atomic_write
+        from spiking_dreamer.files import atomic_write_json
 
-        text = json.dumps(result, indent=1) + "\n"
-        atomic_write(Path(args.out), lambda tmp: tmp.write_text(text))
+        atomic_write_json(args.out, result)
         print(f"wrote {args.out}")
     return 0
 
@@ -481,58 +487,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[lo, hi]``."""
-
-    def integer(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < lo or (hi is not None and value > hi):
-            bound = f"be >= {lo}" if hi is None else f"lie in [{lo}, {hi}]"
-            raise argparse.ArgumentTypeError(f"must {bound}, got {value}")
-        return value
-
-    return integer
-
-
-_positive = _int_in(1)
-_seed = _int_in(0, MAX_SEED)
-
-
-def _number_in(lo: float, hi: float, lo_open: bool = True) -> Callable[[str], float]:
-    """An argparse type: a finite number in ``(lo, hi]`` (``[lo, hi]`` unless ``lo_open``)."""
-
-    def number(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        low_ok = value > lo if lo_open else value >= lo
-        if not (math.isfinite(value) and low_ok and value <= hi):
-            bound = f"({lo:g}, {hi:g}]" if lo_open else f"[{lo:g}, {hi:g}]"
-            raise argparse.ArgumentTypeError(f"must lie in {bound}, got {text}")
-        return value
-
-    return number
-
-
-def _path(text: str) -> str:
-    """An argparse type: a path, not empty."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("the path is empty")
-    return text
-
-
-def _device(text: str) -> str:
-    """An argparse type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
-    problem = device_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spiking-dreamer", description="Spiking actors and spiking world models for RL."
@@ -541,29 +495,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a PopSAN agent (TD3, or SAC: agent.kind)")
-    p.add_argument("--config", type=_path, help="YAML config (e.g. configs/halfcheetah.yaml)")
-    p.add_argument("--seed", type=_seed, help=f"run seed in [0, {MAX_SEED}], overrides train.seed")
+    p.add_argument(
+        "--config", type=nonempty_path, help="YAML config (e.g. configs/halfcheetah.yaml)"
+    )
+    p.add_argument(
+        "--seed", type=seed_int, help=f"run seed in [0, {MAX_SEED}], overrides train.seed"
+    )
     p.add_argument("--env", help="gymnasium env id, overrides env.id")
     p.add_argument("--no-dreaming", action="store_true", help="model-free baseline")
-    p.add_argument("--total-steps", type=_positive, help="env steps, overrides train.total_steps")
+    p.add_argument(
+        "--total-steps", type=positive_int, help="env steps, overrides train.total_steps"
+    )
     p.add_argument(
         "--run-dir",
-        type=_path,
+        type=nonempty_path,
         help="new run directory (default runs/<env>__<arm>__s<seed>__<time>)",
     )
-    p.add_argument("--device", type=_device, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--device", type=device_name, help="auto | cpu | cuda | cuda:N")
     p.add_argument("--wandb", action="store_true", help="mirror metrics to Weights & Biases")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--resume", type=_path, metavar="RUN_DIR", help="continue a stopped run exactly")
+    p.add_argument(
+        "--resume", type=nonempty_path, metavar="RUN_DIR", help="continue a stopped run exactly"
+    )
     p.add_argument(
         "--fork",
-        type=_path,
+        type=nonempty_path,
         metavar="RUN_DIR",
         help="start a new run (--run-dir) from RUN_DIR's training state with --set changes",
     )
     p.add_argument(
         "--fork-step",
-        type=_int_in(0),
+        type=int_in(0),
         help="with --fork: the state saved at this env step",
     )
     p.add_argument(
@@ -578,14 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a checkpoint with the deterministic policy")
     p.add_argument(
         "--checkpoint",
-        type=_path,
+        type=nonempty_path,
         required=True,
         help="an actor checkpoint (checkpoints/best.pt or last.pt) or a run directory (its "
         "best.pt, else its last.pt)",
     )
     p.add_argument(
         "--episodes",
-        type=_int_in(0, MAX_EPISODES),
+        type=int_in(0, MAX_EPISODES),
         default=10,
         help=f"deterministic episodes to evaluate, in chunks run side by side (default 10, at "
         f"most {MAX_EPISODES:,}; 0: only --video / --raster)",
@@ -593,12 +555,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="env id (default: the checkpoint's)")
     p.add_argument(
         "--seed",
-        type=_seed,
+        type=seed_int,
         default=0,
         help="episode i is reset with seed + i (default 0)",
     )
     p.add_argument(
-        "--device", type=_device, default="cpu", help="auto | cpu | cuda | cuda:N (default cpu)"
+        "--device", type=device_name, default="cpu", help="auto | cpu | cuda | cuda:N (default cpu)"
     )
     p.add_argument(
         "--energy",
@@ -608,17 +570,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--video",
-        type=_path,
+        type=nonempty_path,
         metavar="FILE",
         help="render one deterministic episode offscreen into FILE.gif or FILE.mp4 "
         "(extra 'video'; --episodes 0 skips the evaluation)",
     )
     p.add_argument(
-        "--video-steps", type=_positive, default=1000, metavar="N", help="at most N frames"
+        "--video-steps", type=positive_int, default=1000, metavar="N", help="at most N frames"
     )
     p.add_argument(
         "--fps",
-        type=_number_in(0, MAX_FPS),
+        type=number_in(0, MAX_FPS),
         help=f"frames per second, > 0 and at most {MAX_FPS:g} (a GIF: 100) (default: the env's)",
     )
     p.add_argument(
@@ -628,19 +590,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--raster",
-        type=_path,
+        type=nonempty_path,
         metavar="FILE",
         help="draw the PopSAN actor's spike raster and actions into FILE.png (.svg, .pdf)",
     )
     p.add_argument(
-        "--raster-steps", type=_positive, default=300, metavar="N", help="env steps in the raster"
+        "--raster-steps",
+        type=positive_int,
+        default=300,
+        metavar="N",
+        help="env steps in the raster",
     )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("export", help="export an actor checkpoint (NIR graph or safetensors)")
     p.add_argument(
         "--checkpoint",
-        type=_path,
+        type=nonempty_path,
         required=True,
         help="an actor checkpoint, or a run directory (its best.pt, else its last.pt)",
     )
@@ -649,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        type=_path,
+        type=nonempty_path,
         required=True,
         help="output file, FILE.nir or FILE.safetensors (NIR also writes FILE.nir.json)",
     )
@@ -657,19 +623,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="throughput of training loops and their parts")
     p.add_argument(
-        "--config", type=_path, default=None, help="YAML config (default: built-in defaults)"
+        "--config",
+        type=nonempty_path,
+        default=None,
+        help="YAML config (default: built-in defaults)",
     )
     p.add_argument("--env", help="env id (default HalfCheetah-v5)")
     p.add_argument(
         "--threads",
-        type=_int_in(1, 1024),
+        type=int_in(1, 1024),
         default=1,
         help="torch intra-op threads (default 1)",
     )
-    p.add_argument("--device", type=_device, help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--warmup", type=_positive, default=2000, help="random steps before measuring")
-    p.add_argument("--steps", type=_positive, default=1000, help="measured loop steps per arm")
-    p.add_argument("--repeats", type=_positive, default=100, help="repeats of each part timing")
+    p.add_argument("--device", type=device_name, help="auto | cpu | cuda | cuda:N")
+    p.add_argument(
+        "--warmup", type=positive_int, default=2000, help="random steps before measuring"
+    )
+    p.add_argument("--steps", type=positive_int, default=1000, help="measured loop steps per arm")
+    p.add_argument("--repeats", type=positive_int, default=100, help="repeats of each part timing")
     p.add_argument(
         "--compile",
         action="store_true",
@@ -677,14 +648,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--also",
-        type=_path,
+        type=nonempty_path,
         action="append",
         default=[],
         metavar="CONFIG",
         help="another regime's config, timed as a further dreaming arm in the same run "
         "(e.g. configs/halfcheetah_mbpo.yaml beside configs/halfcheetah_value_gradient.yaml)",
     )
-    p.add_argument("--out", type=_path, help="write the result as JSON")
+    p.add_argument("--out", type=nonempty_path, help="write the result as JSON")
     p.add_argument(
         "--set",
         action="append",
@@ -696,20 +667,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="multi-seed dreaming/baseline sweep as Ray tasks")
     p.add_argument(
-        "--config", type=_path, action="append", required=True, help="YAML config (repeatable)"
+        "--config",
+        type=nonempty_path,
+        action="append",
+        required=True,
+        help="YAML config (repeatable)",
     )
     p.add_argument("--seeds", default="0-4", help="e.g. 0-4, 0,1,2 or 3 (default 0-4)")
     p.add_argument("--arms", default="dreaming,baseline", help="dreaming and/or baseline")
     p.add_argument(
-        "--exp-dir", type=_path, help="experiment directory (default experiments/<time>)"
+        "--exp-dir", type=nonempty_path, help="experiment directory (default experiments/<time>)"
     )
     p.add_argument("--address", help="join this Ray cluster (default: start a local instance)")
     p.add_argument(
-        "--cpus-per-run", type=_positive, default=1, help="CPUs and torch threads per run"
+        "--cpus-per-run", type=positive_int, default=1, help="CPUs and torch threads per run"
     )
     p.add_argument(
         "--gpus-per-run",
-        type=_number_in(0, 64, lo_open=False),
+        type=number_in(0, 64, lo_open=False),
         default=0.0,
         help="GPUs per run (may be < 1)",
     )
@@ -728,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "exp_dirs",
-        type=_path,
+        type=nonempty_path,
         nargs="+",
         metavar="EXP_DIR",
         help="a sweep experiment directory, a train run directory, or a folder of train run "
@@ -736,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        type=_path,
+        type=nonempty_path,
         help="output directory (default EXP_DIR/report; several EXP_DIRs: their common parent's "
         "report/)",
     )
@@ -755,12 +730,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reps",
-        type=_int_in(1, MAX_REPS),
+        type=int_in(1, MAX_REPS),
         default=2000,
         help=f"bootstrap resamples (default 2000, at most {MAX_REPS:,})",
     )
     p.add_argument(
-        "--seed", type=_seed, default=0, help=f"bootstrap seed in [0, {MAX_SEED}] (default 0)"
+        "--seed", type=seed_int, default=0, help=f"bootstrap seed in [0, {MAX_SEED}] (default 0)"
     )
     p.set_defaults(func=cmd_report)
     return parser

@@ -83,7 +83,7 @@ from spiking_dreamer.energy import energy_report as energy_report
 from spiking_dreamer.energy import format_energy_report as format_energy_report
 from spiking_dreamer.errors import MissingExtraError as MissingExtraError  # re-exported
 from spiking_dreamer.errors import import_extra
-from spiking_dreamer.files import atomic_write
+from spiking_dreamer.files import atomic_write, atomic_write_json
 from spiking_dreamer.snn.encoding import ENCODER_THRESHOLD
 from spiking_dreamer.training.checkpoint import CheckpointError, load_actor
 
@@ -288,7 +288,7 @@ def export_nir(
         raise CheckpointError(f"{checkpoint_path}: cannot export to NIR: {e}") from None
     atomic_write(out_path, lambda tmp: nir.write(str(tmp), graph))
     sidecar = {**_to_json(meta), "nir_file": out_path.name, "metadata_in_graph": in_graph}
-    atomic_write(side, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=1) + "\n"))
+    atomic_write_json(side, sidecar)
     return {
         "format": "nir",
         "path": str(out_path),

@@ -6,10 +6,12 @@ And the checks of output paths made before any work (:func:`check_output_file`,
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from spiking_dreamer.errors import OutputPathError
 
@@ -53,6 +55,13 @@ def atomic_write(
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | Path, data: Any, **dumps: Any) -> None:
+    """Write ``data`` as indented JSON (one space, a final newline) to ``path`` atomically
+    (:func:`atomic_write`); ``dumps`` go to ``json.dumps`` (e.g. ``default=list``)."""
+    text = json.dumps(data, indent=1, **dumps) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -6,13 +6,12 @@ The stages: :func:`~.load.load_inputs` (runs), :func:`~.analysis.analyse` (summa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from spiking_dreamer.files import atomic_write
+from spiking_dreamer.files import atomic_write, atomic_write_json
 from spiking_dreamer.report.analysis import analyse
 from spiking_dreamer.report.load import ReportError, load_inputs
 from spiking_dreamer.report.render import (
@@ -87,6 +86,5 @@ def write_report(
     content["files"]["figures"] = [str(p) for p in [*pngs, *svgs]]
     text = markdown(report)
     atomic_write(files["markdown"], lambda tmp: tmp.write_text(text))
-    data = json.dumps(content, indent=1) + "\n"
-    atomic_write(files["json"], lambda tmp: tmp.write_text(data))
+    atomic_write_json(files["json"], content)
     return content

@@ -36,7 +36,6 @@ from spiking_dreamer.sweep.plan import (
     run_overrides,
 )
 from spiking_dreamer.sweep.runs import (
-    atomic_write_json,
     check_stored_config,
     config_differences,
     latest_step,
@@ -52,7 +51,6 @@ __all__ = [
     "RunSpec",
     "Sweep",
     "SweepError",
-    "atomic_write_json",
     "check_stored_config",
     "config_differences",
     "import_ray",

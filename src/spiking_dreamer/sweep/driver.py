@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from spiking_dreamer.errors import import_extra
-from spiking_dreamer.files import check_output_dir
+from spiking_dreamer.files import atomic_write_json, check_output_dir
 from spiking_dreamer.provenance import git_commit, machine_info, versions
 from spiking_dreamer.report.render import fmt_steps
 from spiking_dreamer.sweep.plan import RunSpec, SweepError, plan_runs
 from spiking_dreamer.sweep.runs import (
     _error_text,
-    atomic_write_json,
     check_stored_config,
     latest_step,
     read_json,
@@ -145,7 +144,7 @@ class Sweep:
         return next(r for r in self.manifest["runs"] if r["name"] == name)
 
     def save(self) -> None:
-        atomic_write_json(self.manifest, self.manifest_path)
+        atomic_write_json(self.manifest_path, self.manifest)
 
     def _print(self, text: str) -> None:
         print(text, file=self.out, flush=True)

@@ -20,7 +20,7 @@ import yaml
 
 from spiking_dreamer.config import KEY_RULES, RUN_SETTINGS, ConfigError
 from spiking_dreamer.config_loading import config_from_dict, flatten_keys
-from spiking_dreamer.files import atomic_write
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.sweep.plan import RunSpec, SweepError
 
 # keys that may differ between a run directory's stored config and the sweep's without making
@@ -38,12 +38,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def atomic_write_json(data: Any, path: Path) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically (:func:`atomic_write`)."""
-    text = json.dumps(data, indent=1) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def latest_step(run_dir: Path) -> int | None:
@@ -158,7 +152,7 @@ def run_one(
     result.update(final_return=None, action=None, host=socket.gethostname())
     if status_file:
         info = {"session": session, "host": socket.gethostname(), "pid": os.getpid()}
-        atomic_write_json({**info, "started": time.time()}, Path(status_file))
+        atomic_write_json(Path(status_file), {**info, "started": time.time()})
     for key, value in (("WANDB_RUN_GROUP", wandb_group), ("WANDB_JOB_TYPE", spec.arm)):
         if wandb_group:
             os.environ[key] = str(value)
