@@ -251,6 +251,7 @@ def main() -> int:
         "overrides": args.set,
         "total_steps": args.steps,
         "seeds": {str(s): r for s, r in runs.items()},
+        "run_commits": sorted({x["commit"] for r in runs.values() for x in r["sessions"]}),
         "aggregate": aggregate(runs),
     }
     out = ROOT / args.out

@@ -92,3 +92,26 @@ def test_a_seed_record_lists_the_code_of_each_segment(tmp_path):
     assert [s["commit"] for s in run["sessions"]] == ["abc", "def-dirty"]
     assert [s["from_step"] for s in run["sessions"]] == [0, 5000]
     assert "versions" not in run["sessions"][0]
+
+
+def test_collect_gathers_existing_runs_with_the_commits_they_ran(tmp_path):
+    run_root, out = tmp_path / "runs", tmp_path / "result.json"
+    for seed, commits in ((3, ["abc"]), (4, ["abc", "def"])):
+        run = run_root / f"halfcheetah_baseline_10000_s{seed}"
+        run.mkdir(parents=True)
+        evals = [{"step": s, "return_mean": float(s + seed), "return_std": 0.0} for s in (0, 5000)]
+        (run / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+        lines = [
+            {"from_step": 5000 * i, "commit": c, "date": "d", "host": "h", "versions": {}}
+            for i, c in enumerate(commits)
+        ]
+        (run / "sessions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    cmd = [sys.executable, str(SCRIPT), "--config", "configs/halfcheetah.yaml", "--seeds", "3"]
+    cmd += ["4", "--steps", "10000", "--run-root", str(run_root), "--out", str(out), "--collect"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert data["run_commits"] == ["abc", "def"]
+    assert data["aggregate"]["final"]["step"] == 5000
+    assert data["aggregate"]["final"]["per_seed"] == [5003.0, 5004.0]
+    assert not data["seeds"]["3"]["finished"]
