@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from paired_comparison import arm_stats, curves, wall_times
+from paired_comparison import arm_stats, curves, read_parsed, wall_times
 
 from spiking_dreamer.errors import OutputPathError
 from spiking_dreamer.files import atomic_write, atomic_write_json, check_output_file
@@ -95,11 +95,9 @@ def load_spec(path: Path, root: Path) -> dict[str, Any]:
 
     Result files are relative to ``root`` (the repository)."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read it ({e.strerror or e})") from e
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not YAML ({e})") from e
+        raw = read_parsed(path, yaml.safe_load, yaml.YAMLError, "YAML")
+    except ValueError as e:
+        raise SpecError(str(e)) from e
     raw = _keys(str(path), raw, {"at", "tasks"}, {"at", "tasks"})
     at = raw["at"]
     if (

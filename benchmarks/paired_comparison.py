@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,22 @@ from spiking_dreamer.report import (
 )
 
 
+def read_parsed(path: Path, parse: Callable[[str], Any], error: type[Exception], what: str) -> Any:
+    """``parse`` of the text of ``path``; ``ValueError`` naming the file when it cannot be read
+    or ``parse`` raises ``error`` (the file is not ``what``, e.g. ``"JSON"``)."""
+    try:
+        return parse(path.read_text())
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from e
+    except error as e:
+        raise ValueError(f"{path}: not {what} ({e})") from e
+
+
 def curves(path: Path) -> dict[str, dict[int, float]]:
     """Per seed: eval step -> mean return, from a ``learning_curve.py`` result file.
 
     Raises ``ValueError`` naming the file and the problem when it is not such a file."""
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from e
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e})") from e
+    data = read_parsed(path, json.loads, json.JSONDecodeError, "JSON")
     seeds = data.get("seeds") if isinstance(data, dict) else None
     if not isinstance(seeds, dict) or not seeds:
         raise ValueError(f"{path}: no 'seeds' with runs; not a learning_curve.py result file")
