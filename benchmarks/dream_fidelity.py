@@ -99,8 +99,9 @@ def main() -> int:
         member = "random_elite" if args.member == "sample" else args.member
         cfg = cfg.replace(dreaming={"member": member})
     if state["dreaming"] is None:
-        print(f"{args.run} is not a dreaming run", file=sys.stderr)
-        return 2
+        parser.error(f"--run {args.run}: not a dreaming run")
+    if cfg.agent.kind != "td3":
+        parser.error(f"--run {args.run}: a {cfg.agent.kind} run; the targets measured are TD3's")
     env = make_env(state["env"]["id"], cfg.env.kwargs)
     obs_dim, act_dim = state["env"]["obs_dim"], state["env"]["act_dim"]
     low = torch.as_tensor(env.action_space.low)
@@ -194,7 +195,7 @@ def main() -> int:
 
     result = {
         **result_header("dream_fidelity"),
-        "run": args.run,
+        "run": str(args.run),
         "state_step": state["counters"]["step"],
         "model_version": state["dreaming"]["version"],
         "threshold": dreamer.threshold,

@@ -24,7 +24,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,8 +43,6 @@ from spiking_dreamer.world_model import (
     ModelTrainer,
     SpikingEnsembleModel,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def collect(policy_path: str | None, episodes: int, seed: int) -> list[dict[str, np.ndarray]]:
@@ -207,7 +204,7 @@ def main() -> int:
         "data": {
             "env": "HalfCheetah-v5",
             "episodes": args.episodes,
-            "policy": args.policy,
+            "policy": None if args.policy is None else str(args.policy),
             "train_transitions": len(buf),
             "test_episodes": k,
         },
@@ -217,7 +214,7 @@ def main() -> int:
         "summary": summary,
         "wall_time_s": time.time() - t0,
     }
-    path = ROOT / args.out
+    path = args.out
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, out, default=list)
     print(json.dumps(summary))

@@ -389,7 +389,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-
     import torch
 
     from spiking_dreamer.bench import check_overrides, format_table, run_bench
