@@ -459,6 +459,35 @@ def test_make_resume_continues_a_run_without_the_flags_of_make_train(tmp_path: P
     assert "make resume needs RUN=<run directory>" in done.stderr
 
 
+def test_make_train_runs_the_100k_setting_and_args_override_its_length(tmp_path: Path) -> None:
+    """``make train``: the best measured HalfCheetah setting for 100K env steps; a
+    ``--total-steps`` in ``ARGS`` comes last, so it wins (argparse keeps the last value)."""
+    import subprocess
+
+    from spiking_dreamer.cli import build_parser
+
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / ".installed").touch()
+    cmd = ["make", "-n", "--no-print-directory", "-C", str(ROOT), f"VENV={venv}", "train"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip().splitlines()[-1]
+    assert line == (
+        f"{venv}/bin/spiking-dreamer train --config configs/halfcheetah_one_step_dreams.yaml"
+        " --seed 0 --total-steps 100000"
+    )
+    done = subprocess.run(
+        [*cmd, "ARGS=--total-steps 15000 --no-dreaming"], capture_output=True, text=True
+    )
+    argv = done.stdout.strip().splitlines()[-1].split()[1:]
+    args = build_parser().parse_args(argv)
+    assert args.total_steps == 15000
+    assert args.no_dreaming
+
+
 # ----------------------------------------------------------------------------- the docs table
 
 
