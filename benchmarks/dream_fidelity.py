@@ -14,11 +14,12 @@ Spearman correlation between uncertainty and state error, the fraction the filte
 at the run's current threshold, and what a calibrated threshold would keep (step-0 threshold at
 the ``target_acceptance`` quantile of the step-0 uncertainties, decayed per step, branches
 stopped at their first rejection, as ``dreaming.calibrate_threshold`` does) with its errors.
-It also reports what the errors do to TD3: the TD target ``r + gamma * min Q'(s', pi'(s'))`` of
-the run's target networks (no smoothing noise) computed from the dream's ``(s', r - lambda*u)``
-against the real ``(s', r)``, next to the critic's own TD error on the real transitions
-``|y_real - Q_1(s, a)|``: the noise a dream adds to a critic target, in units of the
-critic's current error:
+It also reports what the errors do to the critic: its TD target computed from the dream's
+``(s', r - lambda*u)`` against the real ``(s', r)`` (TD3's ``r + gamma * min Q'(s', pi'(s'))``
+of the run's target networks, no smoothing noise; SAC's ``r + gamma * (min Q'(s', a') -
+alpha log pi(a'|s'))`` with ``a'`` drawn with the same noise for both next states), next to the
+critic's own TD error on the real transitions ``|y_real - Q_1(s, a)|``: the noise a dream adds
+to a critic target, in units of the critic's current error:
 
     python benchmarks/dream_fidelity.py --run benchmarks/runs/halfcheetah_dreaming_100000_s0 \\
         --step 50000 --out benchmarks/results/dream_fidelity_halfcheetah_s0_50k.json
@@ -36,9 +37,9 @@ import numpy as np
 import torch
 from world_model import spearman
 
-from spiking_dreamer.agent import TwinQCritic, build_actor
+from spiking_dreamer.agent import SAC, TwinQCritic, build_agent, build_policy
 from spiking_dreamer.arguments import existing_dir, int_in, output_file, positive_int, seed_int
-from spiking_dreamer.buffers import ReplayBuffer
+from spiking_dreamer.buffers import Batch, ReplayBuffer
 from spiking_dreamer.config_loading import config_from_dict
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env
@@ -100,29 +101,30 @@ def main() -> int:
         cfg = cfg.replace(dreaming={"member": member})
     if state["dreaming"] is None:
         parser.error(f"--run {args.run}: not a dreaming run")
-    if cfg.agent.kind != "td3":
-        parser.error(f"--run {args.run}: a {cfg.agent.kind} run; the targets measured are TD3's")
     env = make_env(state["env"]["id"], cfg.env.kwargs)
     obs_dim, act_dim = state["env"]["obs_dim"], state["env"]["act_dim"]
     low = torch.as_tensor(env.action_space.low)
     high = torch.as_tensor(env.action_space.high)
-    actor = build_actor(obs_dim, low, high, cfg.actor)
-    actor.load_state_dict(state["actor"])
-    actor.eval()
-    actor_target = build_actor(obs_dim, low, high, cfg.actor)
-    actor_target.load_state_dict(state["actor_target"])
+    actor = build_policy(obs_dim, low, high, cfg)
     critic = TwinQCritic(obs_dim, act_dim, cfg.critic.hidden_sizes)
-    critic.load_state_dict(state["critic"])
-    critic_target = TwinQCritic(obs_dim, act_dim, cfg.critic.hidden_sizes)
-    critic_target.load_state_dict(state["critic_target"])
-    gamma = cfg.td3.gamma
+    target_noise = torch.Generator().manual_seed(args.seed + 1)  # apart from the dreamer's
+    agent = build_agent(cfg, actor, critic, torch.Generator().manual_seed(args.seed))
+    agent.load_state_dict({**state, "num_updates": state["counters"]["num_updates"]})
+    actor.eval()
 
-    def td_target(next_obs: torch.Tensor, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """``r + gamma * (1 - done) * min_i Q'_i(s', pi'(s'))`` ``[N]``."""
-        next_q = critic_target(norm(next_obs), actor_target(next_obs)).min(0).values
-        return reward + gamma * (1.0 - done.float()) * next_q
+    def td_target(
+        next_obs: torch.Tensor, reward: torch.Tensor, done: torch.Tensor, eps: torch.Tensor
+    ) -> torch.Tensor:
+        """The critic's target ``[N]``: TD3's ``r + gamma (1 - done) min_i Q'_i(s', pi'(s'))``
+        (no smoothing noise), SAC's own with ``eps`` the noise of its sampled next action."""
+        if isinstance(agent, SAC):
+            batch = Batch(next_obs, torch.zeros_like(eps), reward, next_obs, done.float())
+            return agent.critic_target_value(batch, eps=eps)
+        next_q = agent.critic_target(norm(next_obs), agent.actor_target(next_obs)).min(0).values
+        return reward + cfg.td3.gamma * (1.0 - done.float()) * next_q
 
     generator = torch.Generator().manual_seed(args.seed)
+
     engine = DreamEngine(cfg, env.spec.id, obs_dim, act_dim, actor, torch.device("cpu"), generator)
     engine.load_state_dict(state["dreaming"])
     engine.generator.manual_seed(args.seed)
@@ -163,8 +165,9 @@ def main() -> int:
             r_err = reward - torch.as_tensor(true_r, dtype=torch.float32)
             threshold = dreamer.threshold * dc.threshold_decay**h
             t_r = torch.as_tensor(true_r, dtype=torch.float32)
-            y_real = td_target(t_next, t_r, torch.as_tensor(true_done))
-            y_err = td_target(next_obs, reward - dc.penalty * u, done) - y_real
+            eps = torch.randn(action.shape, generator=target_noise)  # both targets: common noise
+            y_real = td_target(t_next, t_r, torch.as_tensor(true_done), eps)
+            y_err = td_target(next_obs, reward - dc.penalty * u, done, eps) - y_real
             t_obs = torch.as_tensor(true_obs, dtype=torch.float32)
             td_real = (y_real - critic(norm(t_obs), action)[0]).abs()
             rows.append(

@@ -190,6 +190,19 @@ def test_critic_target_has_the_entropy_term_and_the_current_policy_hand_built() 
         assert y[i].item() == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
+def test_a_given_eps_is_the_sampled_actions_noise_and_draws_nothing() -> None:
+    agent = tiny_sac(sac=SACConfig(alpha=0.5, auto_alpha=False, gamma=0.9))
+    batch = _batch()
+    state = agent.generator.get_state()
+    drawn = agent.critic_target_value(batch)  # eps from the generator
+    eps = torch.randn(8, 2, generator=torch.Generator().set_state(state))
+    after = agent.generator.get_state()
+    given = agent.critic_target_value(batch, eps=eps)
+    assert torch.equal(given, drawn)
+    assert torch.equal(agent.generator.get_state(), after)  # nothing drawn
+    assert not torch.equal(agent.critic_target_value(batch, eps=-eps), drawn)
+
+
 def test_only_termination_stops_the_bootstrap() -> None:
     """The same transition, once terminated and once not (a time-limit truncation stores
     ``terminated = 0``): the first target is the reward, the second bootstraps."""

@@ -219,12 +219,16 @@ class SAC(EnvStepSchedule):
         device = self.actor.action_scale.device
         return torch.randn((rows, self.actor.act_dim), generator=self.generator, device=device)
 
-    def critic_target_value(self, batch: Batch) -> Tensor:
+    def critic_target_value(self, batch: Batch, eps: Tensor | None = None) -> Tensor:
         """SAC's TD target ``y`` ``[B]`` (no gradient): draws a Bernoulli encoder's spikes
-        (global generator), then ``eps`` ``[B, A]`` (the agent's generator)."""
+        (global generator), then ``eps`` ``[B, A]``, the noise of the sampled next action, from
+        the agent's generator unless given (the same ``eps`` for two batches compares their
+        targets with common random numbers)."""
         with torch.no_grad():
             dist = self._gaussian_fn(batch.next_obs)
-            next_v = self._next_value(batch.next_obs, dist, self._policy_noise(len(batch.reward)))
+            if eps is None:
+                eps = self._policy_noise(len(batch.reward))
+            next_v = self._next_value(batch.next_obs, dist, eps)
             not_done = 1.0 - batch.terminated
             return batch.reward + self.cfg.gamma * not_done * next_v
 
