@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ import torch
 from spiking_dreamer.arguments import existing_file, int_in, output_file, positive_int, seed_int
 from spiking_dreamer.buffers import ReplayBuffer
 from spiking_dreamer.config import WorldModelConfig
+from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.dreaming import uncertainty
 from spiking_dreamer.envs import make_env
 from spiking_dreamer.errors import UserError
@@ -43,6 +45,9 @@ from spiking_dreamer.world_model import (
     ModelTrainer,
     SpikingEnsembleModel,
 )
+
+FIXED_KEYS = {"kind", "use", "head", "ensemble_size", "num_elites", "train_steps", "holdout_every"}
+"""World-model keys the benchmark sets itself: the same budget and members for both models."""
 
 
 def collect(policy_path: str | None, episodes: int, seed: int) -> list[dict[str, np.ndarray]]:
@@ -148,8 +153,28 @@ def main() -> int:
         default="deterministic",
         help="the spiking ensemble's head (gaussian: NLL, adds MOPO's max_std uncertainty)",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="world_model.KEY=VALUE",
+        help="the spiking ensemble's shape (e.g. world_model.hidden_size=256); repeatable",
+    )
     p.add_argument("--out", type=output_file, required=True)
     args = p.parse_args()
+    changes: dict[str, object] = {}
+    for item in args.set:
+        key = item.split("=", 1)[0]
+        if not key.startswith("world_model."):
+            p.error(f"--set {item}: only the spiking ensemble's world_model.* keys")
+        if key.split(".", 1)[1] in FIXED_KEYS:
+            p.error(f"--set {item}: set by the benchmark itself (--steps, --spiking-head)")
+        try:  # parsed and checked as a config would be
+            changes[key.split(".", 1)[1]] = getattr(
+                load_config(None, [item]).world_model, key.split(".", 1)[1]
+            )
+        except UserError as e:
+            p.error(f"--set {item}: {e}")
     if 2 * args.test_episodes >= args.episodes:
         p.error(
             f"--test-episodes {args.test_episodes} holds out {2 * args.test_episodes} of "
@@ -172,7 +197,7 @@ def main() -> int:
     budget = dict(
         ensemble_size=7, num_elites=5, train_steps=args.steps, holdout_every=args.steps + 1
     )
-    snn_cfg = WorldModelConfig(**budget, head=args.spiking_head)
+    snn_cfg = replace(WorldModelConfig(**budget, head=args.spiking_head), **changes)
     models = {
         "spiking_ensemble": lambda: SpikingEnsembleModel(17, 6, snn_cfg),
         "ann_gaussian_ensemble_mbpo": lambda: GaussianMLPEnsemble(17, 6, 7, 5),
@@ -210,6 +235,7 @@ def main() -> int:
         },
         "budget": {"gradient_steps": args.steps, "batch_per_member": snn_cfg.batch_size},
         "spiking_config": snn_cfg.__dict__,
+        "spiking_overrides": args.set,
         "results": results,
         "summary": summary,
         "wall_time_s": time.time() - t0,

@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
         ("td3_step", ["--out", "{tmp}"], "is a directory"),
         ("world_model", ["--episodes", "4", "--test-episodes", "2"], "nothing left to train on"),
         ("world_model", ["--seed", "-3"], "--seed: must lie in"),
+        ("world_model", ["--set", "world_model.hidden_size=0"], "hidden_size: must be >= 1"),
+        ("world_model", ["--set", "world_model.train_steps=5"], "set by the benchmark itself"),
+        ("world_model", ["--set", "td3.gamma=0.5"], "only the spiking ensemble's"),
     ],
 )
 def test_bad_arguments_exit_2_and_write_nothing(tmp_path, script, args, message):
