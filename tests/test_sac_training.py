@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from spiking_dreamer.agent import SAC, PopSpikingGaussianActor
-from spiking_dreamer.bench import td3_counterpart
+from spiking_dreamer.bench import loop_arms, td3_counterpart
 from spiking_dreamer.config import ConfigError
 from spiking_dreamer.config_loading import config_from_dict, load_config
 from spiking_dreamer.training.checkpoint import load_actor, load_state_file, save_state_file
@@ -119,6 +119,13 @@ def test_the_sac_configs_are_their_td3_configs_with_sac(td3: str, sac: str) -> N
     assert b["sac"]["schedule"] == schedule
     for key in ("actor_updates_per_step", "batched_targets"):
         assert b["sac"][key] == a["td3"][key]
+
+
+def test_bench_counts_the_arms_it_times() -> None:
+    sac = load_config(ROOT / "configs/halfcheetah_mbpo_sac.yaml")
+    td3 = load_config(ROOT / "configs/halfcheetah_mbpo.yaml")
+    assert loop_arms(sac) == ("mlp", "baseline", "dreaming", "td3")
+    assert loop_arms(td3) == ("mlp", "baseline", "dreaming")
 
 
 def test_bench_times_td3_at_sacs_batch_size_and_schedule() -> None:

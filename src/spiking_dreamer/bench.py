@@ -247,6 +247,13 @@ def value_gradient_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
     return out
 
 
+def loop_arms(cfg: Config) -> tuple[str, ...]:
+    """The arms :func:`run_bench` times for ``cfg`` (eagerly; again compiled with ``compile``):
+    the MLP actor, the spiking baseline and dreaming, and for SAC its TD3 counterpart."""
+    arms = ("mlp", "baseline", "dreaming")
+    return (*arms, "td3") if cfg.agent.kind == "sac" else arms
+
+
 def run_bench(
     cfg: Config,
     warmup: int = 2000,
@@ -268,7 +275,7 @@ def run_bench(
 
         inductor_config.compile_threads = 1
     sac = cfg.agent.kind == "sac"
-    arms = ("mlp", "baseline", "dreaming", "td3") if sac else ("mlp", "baseline", "dreaming")
+    arms = loop_arms(cfg)
     key, step_name = _step_key(cfg), "sac_step" if sac else "td3_step"
     with tempfile.TemporaryDirectory() as tmp:
         for compiled in (False, True) if compile else (False,):

@@ -391,7 +391,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from spiking_dreamer.bench import check_overrides, format_table, run_bench
+    from spiking_dreamer.bench import check_overrides, format_table, loop_arms, run_bench
     from spiking_dreamer.envs import check_env
     from spiking_dreamer.training.preflight import check_memory
     from spiking_dreamer.training.trainer import resolve_device
@@ -410,7 +410,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         resolve_device(c.train.device)
         check_memory(c, *check_env(c.env.id, c.env.kwargs))
     torch.set_num_threads(args.threads)
-    arms = 3 * (2 if args.compile else 1) + len(also)
+    arms = len(loop_arms(cfg)) * (2 if args.compile else 1) + len(also)
     print(
         f"bench: {arms} arms, each {args.warmup} random steps, untimed training steps, "
         f"{args.steps} timed steps, then its parts ({args.repeats} repeats)",
