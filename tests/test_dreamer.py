@@ -270,6 +270,8 @@ def test_transition_is_stored_iff_u_within_the_decayed_threshold() -> None:
     assert len(dreams) == int(lengths.sum())
     assert stats["dream/accepted"] == len(dreams)
     assert stats["dream/acceptance"] == len(dreams) / sum(c.shape[0] for c in actor.calls)
+    stepped = sum(int((lengths >= h).sum()) for h in range(horizon))  # rows attempted at each h
+    assert stats["dream/imagined_per_start"] == stepped / 64
     for h in range(horizon):
         alive = lengths >= h  # attempted at step h
         kept = lengths > h

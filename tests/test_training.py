@@ -299,6 +299,8 @@ def test_bench_measures_every_arm_and_writes_json(
     parts = result["parts_ms"]
     assert {"action_batch1_ms", "critic_update_ms", "actor_update_ms"} <= set(parts["baseline"])
     assert {"model_train_step_ms", "dream_phase_ms"} <= set(parts["dreaming"])
+    # every start is stepped once, and at most once per step of the horizon
+    assert 1.0 <= parts["dreaming"]["dream_imagined_per_start"] <= 2.0  # TINY: horizon 2
     assert result["threads"] == 1
 
 

@@ -198,12 +198,14 @@ def part_timings(trainer: Trainer, repeats: int) -> dict[str, float]:
         out["model_train_phase_ms"] = median_ms(lambda: engine.train_model(buf), 3, warmup=0)
         out["model_training_per_env_step_ms"] = out["model_train_phase_ms"] / wm.train_every
         if vg is None:  # learning through the model runs no dream phases
-            out["dream_phase_ms"] = median_ms(
-                lambda: engine.dreamer.phase(buf, engine.buffer, trainer.step, 1),
-                max(repeats // 20, 3),
-                warmup=1,
-            )
+            stats: dict[str, float] = {}
+
+            def dream_phase() -> None:
+                stats.update(engine.dreamer.phase(buf, engine.buffer, trainer.step, 1))
+
+            out["dream_phase_ms"] = median_ms(dream_phase, max(repeats // 20, 3), warmup=1)
             out["dreams_per_env_step_ms"] = out["dream_phase_ms"] / cfg.dreaming.every
+            out["dream_imagined_per_start"] = stats["dream/imagined_per_start"]  # the last phase's
     return out
 
 

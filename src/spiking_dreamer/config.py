@@ -473,7 +473,8 @@ class WorldModelConfig:
     holdout_every: int = setting(20, fork=True)
     """Gradient steps between hold-out evaluations (early stopping and elite selection)."""
     patience: int = setting(5, fork=True)
-    """Stop a phase after this many hold-out checks without a 1% improvement of any member.
+    """Stop a phase after this many hold-out checks in which no member beat its best by over 1%
+    (a best moves only by such gains, so small ones add up: MBPO's rule).
     With the defaults (``train_steps`` = ``holdout_every``) a phase makes one check, so early
     stopping only acts in MBPO-like long phases (large ``train_steps``)."""
     assume_never_terminates: bool = False

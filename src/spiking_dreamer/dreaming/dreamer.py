@@ -150,6 +150,7 @@ class Dreamer:
             "dream/acceptance": acceptance,
             "dream/accepted": float(accepted),
             "dream/mean_length": accepted / cfg.rollout_batch,
+            "dream/imagined_per_start": attempted / cfg.rollout_batch,
             "dream/uncertainty_mean": u_cat.mean().item() if len(u_cat) else float("nan"),
             "dream/uncertainty_max": u_cat.max().item() if len(u_cat) else float("nan"),
             "dream/threshold": self.threshold,

@@ -85,8 +85,8 @@ class ModelTrainer:
             steps = step + 1
             if steps % cfg.holdout_every == 0:
                 holdout = model.mse(x_all[hold], y_all[hold])
-                improved = holdout < best * 0.99
-                best = torch.minimum(best, holdout)
+                improved = holdout < best * 0.99  # a member's best moves only by > 1% (MBPO)
+                best = torch.where(improved, holdout, best)
                 since_improved = 0 if improved.any() else since_improved + 1
                 if since_improved >= cfg.patience:
                     break
