@@ -20,6 +20,7 @@ anything is computed (exit 2 naming the problem, nothing written).
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,25 @@ def _number(where: str, value: Any) -> float:
     return float(value)
 
 
-def _run(where: str, entry: Any, root: Path) -> dict[str, Any]:
+def _run(where: str, entry: Any, root: Path, at: list[int]) -> dict[str, Any]:
+    """A run of the spec, its result file read; every seed of it must have run to every step
+    of ``at`` (a figure over fewer seeds than the row names would be a different figure)."""
     entry = _keys(where, entry, RUN_KEYS, {"label", "file"})
     path = root / str(entry["file"])
     try:
         runs = curves(path)
+        missing = json.loads(path.read_text()).get("missing_seeds")
     except ValueError as e:
         raise SpecError(f"{where}: {e}") from e
+    if missing:
+        raise SpecError(f"{where}: {path}: seeds {missing} have no runs; collect it again")
+    for seed, curve in sorted(runs.items(), key=lambda kv: int(kv[0])):
+        short = [step for step in at if step not in curve]
+        if short:
+            raise SpecError(
+                f"{where}: {path}: seed {seed} has no evaluation at step {short[0]} "
+                f"(its last is {max(curve)}); collect it again once its run has finished"
+            )
     return {
         "label": str(entry["label"]),
         "file": str(entry["file"]),
@@ -116,10 +129,10 @@ def load_spec(path: Path, root: Path) -> dict[str, Any]:
         thresholds = t.get("thresholds", [])
         if not isinstance(thresholds, list):
             raise SpecError(f"{where}.thresholds: expected a list of returns")
-        control = _run(f"{where}.control", t["control"], root)
+        control = _run(f"{where}.control", t["control"], root, at)
         if not isinstance(t["arms"], list) or not t["arms"]:
             raise SpecError(f"{where}.arms: expected a list of arms")
-        arms = [_run(f"{where}.arms[{j}]", a, root) for j, a in enumerate(t["arms"])]
+        arms = [_run(f"{where}.arms[{j}]", a, root, at) for j, a in enumerate(t["arms"])]
         for j, arm in enumerate(arms):
             if not set(arm["curves"]) & set(control["curves"]):
                 raise SpecError(f"{where}.arms[{j}]: no seed in common with the control")
@@ -218,6 +231,23 @@ def _return_cell(a: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def reading_note(rows: list[list[dict[str, Any]]]) -> str:
+    """How to read the table's intervals and comparisons, for the seed counts it has."""
+    n = min(len(row["stats"]["seeds"]) for task_rows_ in rows for row in task_rows_)
+    note = (
+        "Brackets: 95% percentile bootstrap CIs over seeds. P(arm > control) compares every "
+        "seed of the arm with every seed of the control (unpaired, rliable's); the Δ columns "
+        "pair the seeds by id."
+    )
+    if n < 4:
+        note += (
+            f" With {n} seeds a bootstrap interval spans nearly the seeds' range and covers less "
+            "than 95%, and the IQM (⌊n/4⌋ seeds trimmed at each end) is the mean: read both as "
+            f"descriptions of {n} seeds."
+        )
+    return note
+
+
 def markdown(tasks: list[dict[str, Any]], rows: list[list[dict[str, Any]]], at: list[int]) -> str:
     """One table for every task (runs, then anchors and claims), then each task's aims."""
     k = lambda step: fmt_steps(step, exact=False)  # noqa: E731
@@ -270,7 +300,7 @@ def markdown(tasks: list[dict[str, Any]], rows: list[list[dict[str, Any]]], at: 
                         text += ")"
                     cells += [text, ""]
                 lines.append("| " + " | ".join(cells + blank_tail) + " |")
-    out = "\n".join(lines) + "\n"
+    out = "\n".join(lines) + "\n\n" + reading_note(rows) + "\n"
     for task, task_rows_ in zip(tasks, rows, strict=True):
         said = aims(task, task_rows_, at)
         if said:

@@ -14,7 +14,10 @@ segment of its run ran (the run's ``sessions.jsonl``: one line per start or resu
 ``--check`` only checks the arguments (every one is checked before any run starts anyway), so a
 script of several benchmarks can check them all first.
 Run again with the same arguments, it keeps finished runs and resumes stopped ones from their
-last saved training state (``spiking-dreamer train --resume``), so a benchmark can span sessions.
+last saved training state (``spiking-dreamer train --resume``), so a benchmark can span sessions;
+a run directory whose stored config differs at a key ``--set`` sets is refused (exit 2), not
+relabelled. ``--collect`` leaves out seeds without evaluations and lists them as
+``missing_seeds``.
 
 ``--fork-from NAME --fork-step N`` starts each seed from the training state that run
 ``<run-root>/NAME_s<seed>`` saved at env step ``N`` (waiting for it if that run is still going),
@@ -40,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from spiking_dreamer.config import MAX_SEED
-from spiking_dreamer.config_loading import load_config
+from spiking_dreamer.config_loading import flatten_keys, load_config
 from spiking_dreamer.errors import UserError
 from spiking_dreamer.files import atomic_write_json, check_output_file
 from spiking_dreamer.provenance import result_header
@@ -59,22 +62,23 @@ def finished(run_dir: Path, total_steps: int) -> bool:
     return summary.exists() and json.loads(summary.read_text())["steps"] >= total_steps
 
 
+def records(path: Path) -> list[dict]:
+    """The JSON records of the newline-terminated lines of a ``.jsonl`` file (a live run may
+    be writing its last line)."""
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
 def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
-    evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    evals = records(run_dir / "eval.jsonl")
     summary_file = run_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else None
     sps = None
     last: dict[str, float] = {}
     sessions_file = run_dir / "sessions.jsonl"  # the code each segment ran (older runs: none)
-    sessions = (
-        [json.loads(line) for line in sessions_file.read_text().splitlines()]
-        if sessions_file.exists()
-        else []
-    )
+    sessions = records(sessions_file) if sessions_file.exists() else []
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
-        for line in metrics.read_text().splitlines():
-            rec = json.loads(line)
+        for rec in records(metrics):
             if "time/env_steps_per_s" in rec:
                 sps = rec["time/env_steps_per_s"]
             last.update((k, v) for k, v in rec.items() if k.startswith(MODEL_METRICS))
@@ -135,6 +139,28 @@ def check_args(args: argparse.Namespace) -> str | None:
             load_config(ROOT / args.config, overrides)
     except UserError as e:
         return str(e)
+    return None
+
+
+def stored_config_problem(overrides: list[str], run_dirs: dict[int, Path]) -> str | None:
+    """What is wrong with keeping or resuming the existing run directories (``None``:
+    nothing): a run whose stored config differs from ``overrides`` at any key they set ran
+    something else than this call asks for (its name holds config, arm, steps and tag only)."""
+    for seed, run_dir in run_dirs.items():
+        stored = run_dir / "config.yaml"
+        if not overrides or not stored.exists():
+            continue
+        try:
+            ran = flatten_keys(load_config(stored).to_dict())
+            asked = flatten_keys(load_config(stored, overrides).to_dict())
+        except UserError as e:
+            return f"seed {seed}: {run_dir}: {e}"
+        differ = sorted(k for k in asked if asked[k] != ran.get(k))
+        if differ:
+            return (
+                f"seed {seed}: {run_dir} ran with {differ[0]}={ran.get(differ[0])!r}, not "
+                f"{asked[differ[0]]!r} as --set asks; use another --tag or --run-root"
+            )
     return None
 
 
@@ -221,16 +247,15 @@ def main() -> int:
     parser.add_argument("--fork-from", help="parent runs' name, without _s<seed>")
     parser.add_argument("--fork-step", type=int, help="env step of the parents' state to fork")
     args = parser.parse_args()
-    problem = check_args(args)
+    cfg_name = Path(args.config).stem
+    arm = f"{args.arm}_{args.tag}" if args.tag else args.arm
+    run_dirs = {s: ROOT / args.run_root / f"{cfg_name}_{arm}_{args.steps}_s{s}" for s in args.seeds}
+    problem = check_args(args) or stored_config_problem(args.set, run_dirs)
     if problem:
         parser.error(problem)
     if args.check:
         print(f"{args.config} --arm {args.arm}: arguments checked")
         return 0
-
-    cfg_name = Path(args.config).stem
-    arm = f"{args.arm}_{args.tag}" if args.tag else args.arm
-    run_dirs = {s: ROOT / args.run_root / f"{cfg_name}_{arm}_{args.steps}_s{s}" for s in args.seeds}
     # the code the runs start with, not what is checked out at the end
     header = result_header("learning_curve", threads_per_run=1, parallel_runs=args.jobs)
     (ROOT / args.run_root).mkdir(parents=True, exist_ok=True)
@@ -241,6 +266,9 @@ def main() -> int:
     if not runs:
         print("no runs found", file=sys.stderr)
         return 1
+    missing = [s for s in args.seeds if s not in runs]
+    if missing:
+        print(f"seeds {missing}: no evaluations yet, left out of {args.out}", file=sys.stderr)
     result = {
         **header,
         "protocol": "shared/reference/protocol.md: eval every 5k steps, 10 deterministic episodes",
@@ -251,6 +279,7 @@ def main() -> int:
         "overrides": args.set,
         "total_steps": args.steps,
         "seeds": {str(s): r for s, r in runs.items()},
+        "missing_seeds": [str(s) for s in missing],
         "run_commits": sorted({x["commit"] for r in runs.values() for x in r["sessions"]}),
         "aggregate": aggregate(runs),
     }

@@ -109,10 +109,9 @@ def arm_stats(
     return out
 
 
-def window_mean(curve: dict[int, float], lo: int, hi: int) -> tuple[float, int]:
-    """Mean return over the evaluations with ``lo <= step <= hi``, and the last such step."""
-    steps = [s for s in curve if lo <= s <= hi]
-    return float(np.mean([curve[s] for s in steps])), max(steps)
+def shared_steps(a: dict[int, float], b: dict[int, float], lo: int, hi: int) -> list[int]:
+    """The eval steps of both curves with ``lo <= step <= hi``, in order."""
+    return sorted(s for s in a if s in b and lo <= s <= hi)
 
 
 def compare(
@@ -131,10 +130,11 @@ def compare(
                 "reference_mean": float(np.mean([ref[s][step] for s in paired])),
                 "per_seed_delta": [arm[s][step] - ref[s][step] for s in paired],
             }
-    lo, hi = window
-    last = min(window_mean(arm[s], lo, hi)[1] for s in seeds)
-    means = [window_mean(arm[s], lo, last)[0] for s in seeds]
-    refs = [window_mean(ref[s], lo, last)[0] for s in seeds]
+    lo, hi = window  # per seed, the same evaluations on both sides, up to the last all share
+    shared = {s: shared_steps(arm[s], ref[s], lo, hi) for s in seeds}
+    last = min(max(steps) for steps in shared.values())
+    means = [float(np.mean([arm[s][k] for k in shared[s] if k <= last])) for s in seeds]
+    refs = [float(np.mean([ref[s][k] for k in shared[s] if k <= last])) for s in seeds]
     out["window"] = {
         "from": lo,
         "to": last,
@@ -218,6 +218,13 @@ def check_args(
     unpaired = [str(p) for p in args.arms if not set(ref) & set(loaded[str(p)])]
     if unpaired:
         parser.error(f"no seed in common with --reference: {', '.join(unpaired)}")
+    for p in args.arms:
+        arm = loaded[str(p)]
+        for seed in sorted(set(ref) & set(arm), key=int):
+            if not shared_steps(arm[seed], ref[seed], lo, hi):
+                parser.error(
+                    f"{p}: seed {seed} shares no eval step in --window {lo} {hi} with --reference"
+                )
     return loaded
 
 

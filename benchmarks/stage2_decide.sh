@@ -38,7 +38,7 @@ case "${1:-}" in
     exit 2
     ;;
 esac
-MODE=${2:-}
+TASK=$1 MODE=${2:-}
 case "$MODE" in
   "" | --check) ;;
   *)
@@ -79,7 +79,7 @@ for seed in 3 4 5; do
     done
   done
 done
-CLAIMS=$RUN_ROOT/stage2_claims
+CLAIMS=$RUN_ROOT/stage2_claims_$TASK
 rm -rf "$CLAIMS"  # no worker runs now: every unfinished run is free to take
 mkdir -p "$CLAIMS"
 

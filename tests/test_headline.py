@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,7 @@ def test_table_rows_deltas_and_aims_by_hand(tmp_path):
     # aims: arm mean at 100K (9,000 + 5,000) / 2 = 7,000 < 8,000; not ahead on seed 4
     assert "spiking model: 7,000 at 100K against the aim of 8,000, not reached" in md
     assert "spiking model: not ahead of its real-only control on every seed at 100K" in md
+    assert "With 2 seeds a bootstrap interval spans nearly the seeds' range" in md
     data = json.loads((tmp_path / "out" / "h.json").read_text())
     arm_row = data["tasks"][0]["rows"][1]
     # P(X > Y) over the 4 pairs of (9,000, 5,000) x (5,000, 6,000): 1 + 0.5 + 1 + 0 = 2.5 / 4
@@ -115,6 +117,29 @@ def test_bad_spec_exits_2_and_writes_nothing(tmp_path, change, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ({"seeds": {"3": {"steps": [0, 50_000], "return_mean": [0, 1]}}}, "no evaluation at step"),
+        (
+            {
+                "seeds": {"3": {"steps": [0, 50_000, 100_000], "return_mean": [0, 1, 2]}},
+                "missing_seeds": ["4"],
+            },
+            "seeds ['4'] have no runs",
+        ),
+    ],
+)
+def test_an_arm_short_of_a_step_or_a_seed_is_refused(tmp_path, result, message):
+    # the control has seeds 3 and 4 at every step; the arm's seed 3 stopped at 50K, or its
+    # seed 4 never ran: a mean over fewer seeds than the row names is refused, not shown
+    (tmp_path / "short.json").write_text(json.dumps(result))
+    proc = _run(tmp_path, _spec(tmp_path, arms=[{"label": "s", "file": "short.json"}]))
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_unpaired_arm_is_refused(tmp_path):
     other = _result(tmp_path / "o.json", {"7": [0, 1, 2]}, None)
     proc = _run(tmp_path, _spec(tmp_path, arms=[{"label": "o", "file": other}]))
@@ -126,7 +151,11 @@ def test_committed_spec_names_stage_two_outputs():
     """Every result file of the README's spec exists or is one that stage 2's script writes."""
     spec = yaml.safe_load((ROOT / "benchmarks" / "headline.yaml").read_text())
     stage2 = (ROOT / "benchmarks" / "stage2_decide.sh").read_text()
+    arms = re.findall(r'"\S+ (?:dreaming|baseline) (\S+) [\d ]+"', stage2)  # CONFIG ARM OUT SEEDS
+    assert len(arms) == 6
     for task in spec["tasks"]:
         for run in [task["control"], *task["arms"]]:
-            name = Path(run["file"]).name
-            assert (ROOT / run["file"]).exists() or f"$R/{name}" in stage2, run["file"]
+            path = Path(run["file"])
+            assert (ROOT / path).exists() or (
+                path.parent.as_posix() == "benchmarks/results" and path.stem in arms
+            ), run["file"]

@@ -100,18 +100,46 @@ def test_collect_gathers_existing_runs_with_the_commits_they_ran(tmp_path):
         run = run_root / f"halfcheetah_baseline_10000_s{seed}"
         run.mkdir(parents=True)
         evals = [{"step": s, "return_mean": float(s + seed), "return_std": 0.0} for s in (0, 5000)]
-        (run / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+        torn = '{"step": 10000, "return_m' if seed == 4 else ""  # a live run writing it
+        (run / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals) + torn)
         lines = [
             {"from_step": 5000 * i, "commit": c, "date": "d", "host": "h", "versions": {}}
             for i, c in enumerate(commits)
         ]
         (run / "sessions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     cmd = [sys.executable, str(SCRIPT), "--config", "configs/halfcheetah.yaml", "--seeds", "3"]
-    cmd += ["4", "--steps", "10000", "--run-root", str(run_root), "--out", str(out), "--collect"]
+    cmd += ["4", "5", "--steps", "10000", "--run-root", str(run_root), "--out", str(out)]
+    cmd.append("--collect")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert "seeds [5]: no evaluations yet" in proc.stderr  # seed 5 has not started
     data = json.loads(out.read_text())
+    assert data["missing_seeds"] == ["5"]
+    assert data["seeds"]["4"]["steps"] == [0, 5000]
     assert data["run_commits"] == ["abc", "def"]
     assert data["aggregate"]["final"]["step"] == 5000
     assert data["aggregate"]["final"]["per_seed"] == [5003.0, 5004.0]
     assert not data["seeds"]["3"]["finished"]
+
+
+def test_a_run_that_ran_other_settings_is_refused_not_relabelled(tmp_path):
+    from spiking_dreamer.config_loading import load_config, save_config
+
+    run_root, out = tmp_path / "runs", tmp_path / "result.json"
+    run = run_root / "halfcheetah_baseline_10000_s3"
+    run.mkdir(parents=True)
+    ran = ["train.checkpoint_every=5000", "train.seed=3", "world_model.use=none"]
+    save_config(load_config(ROOT / "configs/halfcheetah.yaml", ran), run / "config.yaml")
+    cmd = [sys.executable, str(SCRIPT), "--config", "configs/halfcheetah.yaml", "--seeds", "3"]
+    cmd += ["--steps", "10000", "--run-root", str(run_root), "--out", str(out), "--check"]
+    for every, code in ((5000, 0), (1000, 2)):
+        proc = subprocess.run(
+            [*cmd, "--set", f"train.checkpoint_every={every}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == code, proc.stderr
+    assert "ran with train.checkpoint_every=5000, not 1000" in proc.stderr
+    assert not out.exists()

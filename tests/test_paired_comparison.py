@@ -63,6 +63,22 @@ def test_comparison_pairs_seeds_and_gives_p(tmp_path):
     assert data["wall_time_s"][str(arm)] == []
 
 
+def test_window_means_of_both_sides_are_over_the_same_evaluations():
+    pc = _load()
+    # seed 3's reference stopped after 50K; seed 4's arm has an extra 75K eval the reference lacks
+    ref = {"3": {0: 0.0, 50_000: 4_000.0}, "4": {0: 0.0, 50_000: 1_000.0, 100_000: 3_000.0}}
+    arm = {
+        "3": {0: 0.0, 50_000: 5_000.0, 100_000: 9_000.0},
+        "4": {0: 0.0, 50_000: 2_000.0, 75_000: 9_999.0, 100_000: 4_000.0},
+    }
+    w = pc.compare(ref, arm, [100_000], (50_000, 100_000))["window"]
+    assert w["to"] == 50_000  # the last step every seed's two sides share
+    assert w["per_seed"] == [5_000.0, 2_000.0]
+    assert w["per_seed_delta"] == [1_000.0, 1_000.0]
+    w = pc.compare({"4": ref["4"]}, {"4": arm["4"]}, [], (50_000, 100_000))["window"]
+    assert (w["to"], w["per_seed"], w["reference_mean"]) == (100_000, [3_000.0], 2_000.0)
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
@@ -72,6 +88,7 @@ def test_comparison_pairs_seeds_and_gives_p(tmp_path):
         ("ragged", "has 3 steps, 2 returns"),
         ("other_seeds", "no seed in common"),
         ("window", "no eval step in --window"),
+        ("unshared_window", "shares no eval step in --window 60000 90000"),
         ("bad_window", "needs 0 <= FROM <= TO"),
     ],
 )
@@ -92,6 +109,13 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, case, message):
     elif case == "window":
         _result(arm, {"3": [0, 1, 2]}, None)
         window = ["60000", "90000"]  # between the 50K and 100K evals
+    elif case == "unshared_window":  # the arm evaluated at 75K, the reference did not
+        seeds = {"3": {"steps": [0, 75_000], "return_mean": [0, 1]}}
+        arm.write_text(json.dumps({"seeds": seeds}))
+        control.write_text(
+            json.dumps({"seeds": {"3": {"steps": [0, 60_000], "return_mean": [0, 1]}}})
+        )
+        window = ["60000", "90000"]
     else:
         _result(arm, {"3": [0, 1, 2]}, None)
         window = ["100000", "50000"]

@@ -84,7 +84,7 @@ def test_an_arm_whose_result_exists_is_skipped(tmp_path, script, args, done, con
 
 @pytest.mark.parametrize(("task", "runs"), [("halfcheetah", 9), ("ant", 8)])
 def test_two_workers_run_each_run_once_then_collect_each_arm(tmp_path, task, runs):
-    stale = tmp_path / "runs" / "stage2_claims" / f"{task}_mbpo_sac_dreaming_s3"
+    stale = tmp_path / "runs" / f"stage2_claims_{task}" / f"{task}_mbpo_sac_dreaming_s3"
     stale.mkdir(parents=True)  # a claim left by a stopped worker: free again on a rerun
     env = {**os.environ, "PY": "echo", "RUN_ROOT": str(tmp_path / "runs")}
     proc = subprocess.run(
