@@ -275,6 +275,18 @@ def test_mlp_reference_actor_trains_and_evaluates(tmp_path: Path) -> None:
     assert data["config"]["actor"]["kind"] == "mlp"
 
 
+def test_a_run_ending_mid_episode_saves_a_fresh_episode(tmp_path: Path) -> None:
+    from spiking_dreamer.training.checkpoint import load_state_file
+
+    # 50-step episodes: step 120 is 20 steps into the third; a resume to more steps resets the
+    # env, so it must not add its first episode to these 20 steps' counters
+    trainer = _trainer(tmp_path, "run", "train.total_steps=120", "world_model.use=none")
+    trainer.run()
+    counters = load_state_file(tmp_path / "run" / "checkpoints" / "state.pt")[0]["counters"]
+    assert counters["step"] == 120
+    assert (counters["episode_return"], counters["episode_length"]) == (0.0, 0)
+
+
 def test_bench_measures_every_arm_and_writes_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

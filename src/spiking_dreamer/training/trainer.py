@@ -191,8 +191,9 @@ class Trainer:
                     if self._stop.requested and self._needs_reset:
                         self.save_state()
                         break
-                else:
-                    self._needs_reset = True  # the run ends on an episode boundary
+                else:  # the run ends on an episode boundary: a longer resume starts an episode
+                    self._needs_reset = True
+                    self.episode_return, self.episode_length = 0.0, 0
                     if self._saved_step != self.step:  # keep the previous state as .prev
                         self.save_state()
         finally:
