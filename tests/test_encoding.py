@@ -278,3 +278,24 @@ def test_small_pop_dim_raises(pop_dim: int) -> None:
 
 def test_encoder_threshold_constant() -> None:
     assert ENCODER_THRESHOLD == 0.999
+
+
+def test_logging_firing_rates_leaves_the_global_generator_alone() -> None:
+    # a training run draws its networks and more from the global generator: with a Bernoulli
+    # encoder, logging the firing rates at each evaluation must not shift it
+    from dataclasses import replace
+
+    from spiking_dreamer.agent import PopSpikingActor
+    from spiking_dreamer.training.evaluate import firing_rates
+
+    from .helpers import TINY_ACTOR
+
+    actor = PopSpikingActor(
+        3, -torch.ones(2), torch.ones(2), replace(TINY_ACTOR, encoding="bernoulli")
+    )
+    obs = torch.randn(64, 3)
+    before = torch.get_rng_state()
+    rates = [firing_rates(actor, obs, torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert torch.equal(torch.get_rng_state(), before)
+    assert rates[0] == rates[1]  # the same draws from the same seed
+    assert 0.0 < rates[0]["encoder"] < 1.0

@@ -87,9 +87,12 @@ def evaluate_episodes(
 
 
 @torch.no_grad()
-def firing_rates(actor: PopSpikingActor, obs: Tensor) -> dict[str, float]:
+def firing_rates(
+    actor: PopSpikingActor, obs: Tensor, generator: torch.Generator | None = None
+) -> dict[str, float]:
     """Mean firing rate of each population of a spiking actor on observations ``[B, O]``:
-    ``encoder``, ``hidden1`` ... ``hidden<L>``, ``output``."""
-    trains = actor.spike_trains(obs)
+    ``encoder``, ``hidden1`` ... ``hidden<L>``, ``output``. A stochastic encoder draws from
+    ``generator`` (pass one: the global generator is a training run's)."""
+    trains = actor.spike_trains(obs, generator)
     names = ["encoder", *[f"hidden{i}" for i in range(1, len(trains) - 1)], "output"]
     return {k: t.mean().item() for k, t in zip(names, trains, strict=True)}

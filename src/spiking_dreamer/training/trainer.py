@@ -331,7 +331,9 @@ class Trainer:
         if not isinstance(self.actor, PopSpikingActor) or len(self.buffer) == 0:
             return
         idx = (self.buffer.pos - 1 - torch.arange(min(n, len(self.buffer)))) % len(self.buffer)
-        rates = firing_rates(self.actor, self.buffer.obs[idx.to(self.device)])
+        cfg = self.cfg.train
+        g = torch.Generator(self.device).manual_seed(cfg.seed + cfg.eval_seed_offset)
+        rates = firing_rates(self.actor, self.buffer.obs[idx.to(self.device)], g)
         self.logger.log(self.step, {f"actor/firing_rate/{k}": v for k, v in rates.items()})
 
     def env_steps_per_s(self) -> float:
