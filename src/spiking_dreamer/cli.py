@@ -271,6 +271,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.raster:
         _check_raster(actor, args)
     stored = data["env"]
+    if args.seed is None:
+        train = data["config"]["train"]
+        args.seed = train["seed"] + train.get("eval_seed_offset", 10_000)
     env_id = args.env or stored["id"]
     env_kwargs = data["config"]["env"].get("kwargs", {})
     if env_kwargs and resolve_env_id(env_id) != stored["id"]:
@@ -555,8 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed",
         type=seed_int,
-        default=0,
-        help="episode i is reset with seed + i (default 0)",
+        help="episode i is reset with seed + i (default: the run's own evaluation seed, "
+        "train.seed + train.eval_seed_offset, so the checkpoint's recorded evaluation is repeated)",
     )
     p.add_argument(
         "--device", type=device_name, default="cpu", help="auto | cpu | cuda | cuda:N (default cpu)"
