@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ("dream_phase_parts", ["--config", "configs/none.yaml"], "config file not found"),
         ("firing_rate_penalty", ["--runs", "{tmp}"], "no eval.jsonl"),
         ("model_jacobian", ["--out", "{tmp}"], "is a directory"),
+        ("model_tails", ["--run", "{tmp}"], "needs state.pt and state.pt.prev"),
         ("sac_update", ["--calls", "ten"], "expected an integer, got 'ten'"),
         ("td3_schedule", ["--updates-per-step", "-1"], "must be >= 1, got -1"),
         ("td3_step", ["--out", "{tmp}"], "is a directory"),
