@@ -719,3 +719,25 @@ def test_early_stopping_after_patience_checks_without_a_1pct_gain(
         random_buffer()
     )
     assert metrics["model/train_steps"] == steps
+
+
+@pytest.mark.parametrize("head", ["deterministic", "gaussian"])
+def test_reward_weight_scales_the_reward_outputs_loss_by_hand(
+    monkeypatch: pytest.MonkeyPatch, head: str
+) -> None:
+    # outputs: OBS state changes, then the reward; errors 1 on every state output, 2 on the reward
+    out = OBS + 1
+    y = torch.zeros(E, 4, out)
+    mean = torch.ones(E, 4, out)
+    mean[..., -1] = 2.0
+    logvar = torch.zeros(E, 4, out) if head == "gaussian" else None  # exp(-0) = 1, log-var 0
+    for weight in (1.0, 3.0):
+        model = spiking(head, reward_weight=weight)
+        monkeypatch.setattr(model, "forward_normalized", lambda x, m=mean, v=logvar: (m, v))
+        w_state, w_reward = out / (OBS + weight), weight * out / (OBS + weight)  # mean 1
+        expected = (OBS * w_state * 1.0 + w_reward * 4.0) / out
+        loss = model.loss(torch.zeros(E, 4, OBS + ACT), y)
+        if head == "gaussian":  # the log-variance bound penalty, the same for either weight
+            loss = loss - 0.01 * (model.max_logvar.sum() - model.min_logvar.sum()) / E
+        assert torch.allclose(loss, torch.full((E,), expected)), (weight, loss)
+    assert model.mse(torch.zeros(4, OBS + ACT), y).allclose(torch.full((E,), (OBS + 4) / out))

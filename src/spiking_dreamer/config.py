@@ -441,6 +441,11 @@ class WorldModelConfig:
     """``gaussian``: mean and soft-bounded log-variance trained with Gaussian NLL;
     ``deterministic``: the mean, trained with MSE. ``null``: the kind's default (spiking
     deterministic, mlp gaussian as in MBPO)."""
+    reward_weight: float = setting(1.0, fork=True)
+    """Weight of the reward output in the training loss, each state output weighing 1 (the
+    weights rescaled to mean 1): with MSE the reward is otherwise 1 of ``obs_dim + 1`` equal
+    outputs, where a Gaussian head's NLL weighs each output by its learned inverse variance.
+    Hold-out scores (early stopping, elites) stay unweighted."""
     mlp_hidden_sizes: tuple[int, ...] = (200, 200, 200, 200)
     """``kind: mlp``: hidden layers of each member (MBPO: 4 x 200, swish)."""
     hidden_size: int = 128
@@ -516,7 +521,7 @@ class WorldModelConfig:
         _check(self.adapt_tau >= 1, k + "adapt_tau", "must be >= 1")
         _check(self.adapt_step >= 0, k + "adapt_step", "must be >= 0")
         _check(0 <= self.c_decay <= 1, k + "c_decay", "must lie in [0, 1]")
-        for name in ("v_threshold", "surrogate_scale", "lr", "grad_clip"):
+        for name in ("v_threshold", "surrogate_scale", "lr", "grad_clip", "reward_weight"):
             _check(getattr(self, name) > 0, k + name, "must be > 0")
         _check(self.pop_dim >= 2, k + "pop_dim", "must be >= 2")
         _check(len(self.mlp_hidden_sizes) >= 1, k + "mlp_hidden_sizes", "needs a layer")

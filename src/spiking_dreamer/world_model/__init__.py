@@ -17,6 +17,7 @@ def build_world_model(obs_dim: int, act_dim: int, cfg: WorldModelConfig) -> Ense
             cfg.num_elites,
             cfg.mlp_hidden_sizes,
             gaussian=cfg.head == "gaussian",
+            reward_weight=cfg.reward_weight,
         )
     return SpikingEnsembleModel(obs_dim, act_dim, cfg)
 

@@ -26,8 +26,9 @@ class GaussianMLPEnsemble(EnsembleDynamicsModel):
         num_elites: int = 5,
         hidden_sizes: tuple[int, ...] = (200, 200, 200, 200),
         gaussian: bool = True,
+        reward_weight: float = 1.0,
     ) -> None:
-        super().__init__(obs_dim, act_dim, ensemble_size, num_elites, gaussian)
+        super().__init__(obs_dim, act_dim, ensemble_size, num_elites, gaussian, reward_weight)
         sizes = [self.in_dim, *hidden_sizes]
         self.hidden = nn.ModuleList(
             EnsembleLinear(ensemble_size, a, b) for a, b in itertools.pairwise(sizes)

@@ -45,11 +45,21 @@ class EnsembleDynamicsModel(nn.Module):
     """
 
     def __init__(
-        self, obs_dim: int, act_dim: int, ensemble_size: int, num_elites: int, gaussian: bool
+        self,
+        obs_dim: int,
+        act_dim: int,
+        ensemble_size: int,
+        num_elites: int,
+        gaussian: bool,
+        reward_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.in_dim, self.out_dim = obs_dim + act_dim, obs_dim + 1
+        weights = torch.ones(self.out_dim)
+        weights[-1] = reward_weight
+        # the loss's weight per output (states 1, the reward reward_weight), rescaled to mean 1
+        self.register_buffer("output_weights", weights * self.out_dim / weights.sum(), False)
         self.ensemble_size, self.gaussian = ensemble_size, gaussian
         self.input_normalizer = RunningNormalizer(self.in_dim)
         self.target_normalizer = RunningNormalizer(self.out_dim)
@@ -100,9 +110,10 @@ class EnsembleDynamicsModel(nn.Module):
         """Per-member loss ``[E]`` for normalised ``x`` ``[E, B, in]`` and ``y`` ``[E, B, out]``:
         MSE for a deterministic head; Gaussian NLL plus the log-variance bound penalty otherwise."""
         mean, logvar = self.forward_normalized(x)
+        w = self.output_weights
         if logvar is None:
-            return (mean - y).square().mean((1, 2))
-        nll = ((mean - y).square() * torch.exp(-logvar) + logvar).mean((1, 2))
+            return ((mean - y).square() * w).mean((1, 2))
+        nll = (((mean - y).square() * torch.exp(-logvar) + logvar) * w).mean((1, 2))
         return nll + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum()) / self.ensemble_size
 
     @torch.no_grad()

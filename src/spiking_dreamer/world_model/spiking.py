@@ -89,7 +89,12 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig) -> None:
         super().__init__(
-            obs_dim, act_dim, cfg.ensemble_size, cfg.num_elites, cfg.head == "gaussian"
+            obs_dim,
+            act_dim,
+            cfg.ensemble_size,
+            cfg.num_elites,
+            cfg.head == "gaussian",
+            cfg.reward_weight,
         )
         self.cfg = cfg
         self.register_buffer("rf_centres", torch.linspace(-3.0, 3.0, cfg.pop_dim))
