@@ -107,6 +107,8 @@ def main() -> int:
     if t1 > buf["capacity"]:
         parser.error(f"--run {args.run}: its replay buffer has wrapped; rows are not env steps")
     cfg = config_from_dict(old["config"], f"{ckpt} (stored config)")
+    if t0 <= cfg.train.start_steps:
+        parser.error(f"--run {args.run}: its model state ({t0}) predates the policy's data")
     obs_dim, act_dim = old["env"]["obs_dim"], old["env"]["act_dim"]
     model = build_world_model(obs_dim, act_dim, cfg.world_model)
     model.load_state_dict(old["dreaming"]["model"])
