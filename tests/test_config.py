@@ -44,6 +44,7 @@ def test_a_key_of_the_other_kind_is_refused(key: str) -> None:
     value = {
         "tau_range": [3.0, 9.0],
         "input_coding": "spikes",
+        "readout": "all_voltages",
         "surrogate": "atan",
         "mlp_hidden_sizes": [64, 64],
     }.get(key, 16)

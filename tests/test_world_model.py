@@ -741,3 +741,22 @@ def test_reward_weight_scales_the_reward_outputs_loss_by_hand(
             loss = loss - 0.01 * (model.max_logvar.sum() - model.min_logvar.sum()) / E
         assert torch.allclose(loss, torch.full((E,), expected)), (weight, loss)
     assert model.mse(torch.zeros(4, OBS + ACT), y).allclose(torch.full((E,), (OBS + 4) / out))
+
+
+def test_all_voltages_readout_makes_the_output_continuous_in_the_input() -> None:
+    # behind binary spikes a tiny input change moves the last block's readout only where a
+    # spike flips; the first block's voltages follow the receptive fields continuously
+    x = torch.randn(256, OBS + ACT, generator=torch.Generator().manual_seed(1))
+    nudged = x.clone()
+    nudged[:, 0] += 1e-4
+    moved = {}
+    for readout in ("last", "all_voltages"):
+        model = spiking(readout=readout)
+        with torch.no_grad():
+            a, _ = model.forward_normalized(x)
+            b, _ = model.forward_normalized(nudged)
+        moved[readout] = ((a - b).abs().amax((0, 2)) > 0).float().mean().item()
+    assert moved["all_voltages"] == 1.0
+    assert moved["last"] < 0.5
+    # the heads read 16 more inputs per earlier block (hidden_size 16, two blocks)
+    assert spiking(readout="all_voltages").mean_head.weight.shape[-2] == 3 * 16

@@ -409,6 +409,7 @@ SPIKING_ONLY_KEYS = (
     "spike_ts",
     "pop_dim",
     "input_coding",
+    "readout",
     "surrogate",
     "surrogate_scale",
 )
@@ -463,6 +464,11 @@ class WorldModelConfig:
     input_coding: Literal["current", "spikes"] = "current"
     """``current``: receptive-field activations drive the first layer as input current;
     ``spikes``: they are turned into regular spike trains first (PopSAN encoder)."""
+    readout: Literal["last", "all_voltages"] = "last"
+    """What the heads read, averaged over the time steps: ``last``, the last block's spike
+    rates and membrane voltages; ``all_voltages``, also every earlier block's voltages. Behind
+    binary spikes the last block's output is piecewise constant in the input; the first block's
+    voltages follow the receptive fields continuously."""
     surrogate: Literal["rect", "superspike", "atan"] = "superspike"
     surrogate_scale: float = 10.0
     lr: float = 1e-3

@@ -104,8 +104,9 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         self.blocks = nn.ModuleList(
             MultiScaleALIFBlock(e, a, b, cfg) for a, b in itertools.pairwise(sizes)
         )
-        self.mean_head = EnsembleLinear(e, 2 * h, self.out_dim)
-        self.logvar_head = EnsembleLinear(e, 2 * h, self.out_dim) if self.gaussian else None
+        read = 2 * h + (h * (cfg.num_blocks - 1) if cfg.readout == "all_voltages" else 0)
+        self.mean_head = EnsembleLinear(e, read, self.out_dim)
+        self.logvar_head = EnsembleLinear(e, read, self.out_dim) if self.gaussian else None
         self.last_firing_rates: list[Tensor] = []
 
     def diagnostics(self) -> dict[str, float]:
@@ -126,13 +127,17 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         if self.cfg.input_coding == "spikes":
             with torch.no_grad():
                 h = regular_spikes(h, self.cfg.spike_ts)
-        rates = []
+        rates, earlier = [], []
         for block in self.blocks:
             spikes, voltages = block(h, members)
             rates.append(spikes.detach().mean())
+            earlier.append(voltages)
             h = spikes
         self.last_firing_rates = rates
-        readout = torch.cat([spikes.mean(0), voltages.mean(0)], -1)
+        parts = [spikes.mean(0), voltages.mean(0)]
+        if self.cfg.readout == "all_voltages":
+            parts += [v.mean(0) for v in earlier[:-1]]
+        readout = torch.cat(parts, -1)
         mean = self.mean_head(readout, members)
         logvar = None
         if self.logvar_head is not None:
