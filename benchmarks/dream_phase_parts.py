@@ -5,9 +5,9 @@ start states, one imagined step, and the whole phase (one CPU thread by default)
         --out benchmarks/results/dream_phase_parts_mbpo_cpu1.json
 
 A short random warm-up fills the buffer; the model need not be trained (its weights do not
-change what a forward costs). ``--predict-chunk 0 1250`` times the model's forward and the
-whole phase at each ``dreaming.predict_chunk`` side by side (the same values), rounds
-interleaved.
+change what a forward costs). ``--predict-chunk 0 1250`` times the actor's and the model's
+forwards and the whole phase at each ``dreaming.predict_chunk`` side by side (the same values),
+rounds interleaved.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.training.trainer import Trainer
+
+
+def chunked(rows: torch.Tensor, chunk: int) -> tuple[torch.Tensor, ...]:
+    """``rows`` split as a dream phase splits them (``dreaming.predict_chunk``)."""
+    return rows.split(chunk) if 0 < chunk < rows.shape[0] else (rows,)
 
 
 def main() -> int:
@@ -67,7 +72,7 @@ def main() -> int:
                     d.dreamer.cfg = replace(cfg.dreaming, predict_chunk=c)
                     sfx = "" if args.predict_chunk is None else f"@chunk{c}"
                     timed = {
-                        "actor_forward_ms": lambda: t.actor(obs),
+                        "actor_forward_ms": lambda c=c: [t.actor(o) for o in chunked(obs, c)],
                         "model_predict_ms": lambda c=c: d.model.predict(obs, action, chunk=c),
                         "imagine_step_ms": lambda: d.dreamer.imagine_step(obs),
                         "dream_phase_ms": lambda: d.dreamer.phase(t.buffer, d.buffer, w, 1),

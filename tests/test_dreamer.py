@@ -359,14 +359,16 @@ def test_phase_rolls_out_the_scheduled_horizon() -> None:
     assert len(dreams) == 16  # every transition accepted, none terminated
 
 
-def test_predict_chunk_splits_the_model_forward_and_changes_no_dream() -> None:
+def test_predict_chunk_splits_the_actor_and_model_forward_and_changes_no_dream() -> None:
     keys = [-1.5, 0.0, 0.5, 2.0, 3.25]
     cfg = dcfg(rollout_batch=32, horizon=2, exploration_noise=0.1)
     whole, chunked = FakeModel(), FakeModel()
-    _, a, _, sa = run_phase(cfg, keys, model=whole)
-    _, b, _, sb = run_phase(replace(cfg, predict_chunk=10), keys, model=chunked)
+    _, a, whole_actor, sa = run_phase(cfg, keys, model=whole)
+    _, b, chunked_actor, sb = run_phase(replace(cfg, predict_chunk=10), keys, model=chunked)
     assert [x.shape[0] for x in whole.inputs] == [32, 32]
     assert [x.shape[0] for x in chunked.inputs] == [10, 10, 10, 2] * 2
+    assert [x.shape[0] for x in whole_actor.calls] == [32, 32]
+    assert [x.shape[0] for x in chunked_actor.calls] == [10, 10, 10, 2] * 2
     assert sa == sb
     for x, y in zip(stored(a), stored(b), strict=True):
         assert torch.equal(x, y)

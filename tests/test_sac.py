@@ -595,6 +595,18 @@ def test_explore_step_samples_a_stochastic_policy_and_refuses_noise_on_top() -> 
         want, _ = actor.sample(obs, torch.Generator().manual_seed(1))
     torch.testing.assert_close(step.action, want)  # the policy's sample, drawn first
     assert not torch.allclose(step.action, actor(obs))
+    with torch.no_grad():  # actor and model in chunks of rows: the same draws and values
+        chunked = explore_step(
+            model,
+            actor,
+            obs,
+            exploration_noise=0.0,
+            generator=torch.Generator().manual_seed(1),
+            chunk=10,
+            **kw,
+        )
+    for x, y in zip(chunked, step, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="sampling its policy"):
         explore_step(model, actor, obs, exploration_noise=0.1, generator=torch.Generator(), **kw)
 

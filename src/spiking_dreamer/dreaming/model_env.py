@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from spiking_dreamer.agent.base import HasBounds, perturb
-from spiking_dreamer.agent.gaussian import SquashedGaussian
+from spiking_dreamer.agent.gaussian import Gaussian, SquashedGaussian
 from spiking_dreamer.world_model.base import EnsembleDynamicsModel, Prediction
 
 Member = Literal["random_elite", "elite_mean"]
@@ -138,19 +138,26 @@ def explore_step(
     ``a ~ pi(. | s)`` of its policy (as in the real env and MBPO's rollouts; no noise on top),
     then :func:`model_transition` and the uncertainty over all members (MOPO's convention) or
     the elites. Draws, in order: the actor's (a Bernoulli encoder), the noise (or the policy's
-    ``eps``), the member choice.
+    ``eps``), the member choice. ``chunk``: rows per actor and model forward (the same values,
+    as in :meth:`~spiking_dreamer.world_model.EnsembleDynamicsModel.predict`; a Bernoulli
+    encoder draws chunk by chunk).
 
     Raises:
         ValueError: ``exploration_noise`` is not 0 for a stochastic actor."""
+    rows = obs.split(chunk) if 0 < chunk < obs.shape[0] else (obs,)
     if isinstance(actor, SquashedGaussian):
         if exploration_noise != 0:
             raise ValueError(
                 "a stochastic actor explores by sampling its policy: exploration_noise must be "
                 f"0, got {exploration_noise}"
             )
-        action = actor.sample(obs, generator)[0]
+        parts = [actor.gaussian(o, generator) for o in rows]
+        mean = torch.cat([p.mean for p in parts])
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device)
+        action = actor.squash(Gaussian(mean, torch.cat([p.log_std for p in parts]), []), eps)[0]
     else:
-        action = perturb(actor(obs, generator), actor, exploration_noise, math.inf, generator)
+        mean_action = torch.cat([actor(o, generator) for o in rows])
+        action = perturb(mean_action, actor, exploration_noise, math.inf, generator)
     next_obs, reward, pred = model_transition(model, obs, action, member, generator, chunk=chunk)
     members = model.elites
     if uncertainty_over == "all":
