@@ -45,7 +45,7 @@ import numpy as np
 from spiking_dreamer.config import MAX_SEED
 from spiking_dreamer.config_loading import flatten_keys, load_config
 from spiking_dreamer.errors import UserError
-from spiking_dreamer.files import atomic_write_json, check_output_file
+from spiking_dreamer.files import atomic_write_json, check_output_file, read_jsonl
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import bootstrap_ci
 from spiking_dreamer.training.checkpoint import has_training_state
@@ -63,9 +63,14 @@ def finished(run_dir: Path, total_steps: int) -> bool:
 
 
 def records(path: Path) -> list[dict]:
-    """The JSON records of the newline-terminated lines of a ``.jsonl`` file (a live run may
-    be writing its last line)."""
-    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+    """The JSON records of a ``.jsonl`` file (a live run may be writing its last line).
+
+    Raises:
+        ValueError: a complete line is not a JSON record."""
+    found, notes = read_jsonl(path)
+    if notes:
+        raise ValueError(f"{path}: not JSON records: {', '.join(notes[:3])}")
+    return [rec for _, rec in found]
 
 
 def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:

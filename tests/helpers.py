@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +11,7 @@ import torch
 
 from spiking_dreamer.agent import SAC, TD3, PopSpikingActor, TwinQCritic, build_actor
 from spiking_dreamer.config import KIND_DEFAULTS, ActorConfig, Config, SACConfig, TD3Config
+from spiking_dreamer.files import read_jsonl
 from spiking_dreamer.training.checkpoint import load_state_file
 
 TINY_ACTOR = ActorConfig(hidden_sizes=(16,), spike_ts=2, encoder_pop_dim=4, decoder_pop_dim=3)
@@ -159,7 +159,9 @@ def assert_same(a: object, b: object, path: str = "") -> None:
 
 
 def records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    found, notes = read_jsonl(path)
+    assert not notes, f"{path}: {notes}"
+    return [rec for _, rec in found]
 
 
 def stopped_and_resumed(cfg: object, run_dir: Path, stop_at: int) -> None:

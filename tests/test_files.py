@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spiking_dreamer.files import atomic_write, atomic_write_json
+from spiking_dreamer.files import atomic_write, atomic_write_json, read_jsonl
 
 
 def test_atomic_write_creates_replaces_and_keeps_previous(tmp_path: Path) -> None:
@@ -77,3 +77,19 @@ def test_atomic_write_json_writes_indented_json_or_leaves_the_old_file(tmp_path:
         atomic_write_json(path, {"c": {4}})
     assert json.loads(path.read_text()) == {"b": [3]}
     assert sorted(p.name for p in path.parent.iterdir()) == ["r.json"]
+
+
+def test_read_jsonl_numbers_records_and_notes_bad_lines_but_not_a_torn_last_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"a": 1}\n\nnot json\n\xff\xfe\n[2]\n{"b": ')
+    found, notes = read_jsonl(path)
+    assert found == [(1, {"a": 1}), (5, [2])]
+    assert [n.split(" (")[0] for n in notes] == ["line 3", "line 4"]
+    assert notes[0].startswith("line 3 (JSONDecodeError: ")
+    assert notes[1].startswith("line 4 (not UTF-8 text: ")
+    path.write_bytes(b'{"a": 1}\n{"b": 2}')  # a complete record without its newline is kept
+    assert read_jsonl(path) == ([(1, {"a": 1}), (2, {"b": 2})], [])
+    with pytest.raises(FileNotFoundError):
+        read_jsonl(tmp_path / "missing.jsonl")

@@ -1,7 +1,8 @@
 """Atomic file writes: readers see either the old file or the complete new one, never a torn one.
 
 And the checks of output paths made before any work (:func:`check_output_file`,
-:func:`check_output_dir`): a path that cannot be written is refused at once, not after the work.
+:func:`check_output_dir`): a path that cannot be written is refused at once, not after the work;
+and the reader of the JSON-lines logs a live run appends to (:func:`read_jsonl`).
 """
 
 from __future__ import annotations
@@ -135,3 +136,30 @@ def check_output_file(path: str | Path, what: str) -> Path:
         raise OutputPathError(f"{what} {path}: exists and is not a regular file")
     check_output_dir(path.parent, f"{what} {path}")
     return path
+
+
+def read_jsonl(path: str | Path) -> tuple[list[tuple[int, Any]], list[str]]:
+    """The records of a JSON-lines file that a live run may be appending to.
+
+    Returns ``(line number, record)`` for each line that parses (numbered from 1), and a note
+    for each other non-blank line (``"line 4 (not UTF-8 text: ...)"``,
+    ``"line 2 (JSONDecodeError: ...)"``). A last line without its newline that does not parse
+    is being written: it is skipped without a note.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    lines = Path(path).read_bytes().split(b"\n")
+    found: list[tuple[int, Any]] = []
+    notes: list[str] = []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            found.append((number, json.loads(raw.decode("utf-8"))))
+        except ValueError as e:  # UnicodeDecodeError is one
+            if number == len(lines):  # no newline after it yet: being written
+                continue
+            why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else type(e).__name__
+            notes.append(f"line {number} ({why}: {str(e)[:60]})")
+    return found, notes

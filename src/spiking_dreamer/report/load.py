@@ -24,6 +24,7 @@ import yaml
 
 from spiking_dreamer.config_loading import upgrade_old_keys
 from spiking_dreamer.errors import ConfigError
+from spiking_dreamer.files import read_jsonl
 
 _RUN_NAME = re.compile(r"^(?P<task>.+)__(?P<arm>dreaming|baseline)__s(?P<seed>\d+)$")
 LAYOUTS = (
@@ -86,29 +87,20 @@ def read_evals(path: Path, problems: list[str] | None = None) -> tuple[list[int]
     steps: list[int] = []
     returns: list[float] = []
     try:
-        data = path.read_bytes()
+        found, skipped = read_jsonl(path)
     except OSError:
         return steps, returns
-    lines = data.split(b"\n")
-    skipped: list[str] = []
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
+    for number, rec in found:
         try:
-            rec = json.loads(raw.decode("utf-8"))
             step, ret = int(rec["step"]), float(rec["return_mean"])
             if steps and step <= steps[-1]:  # keep the log monotonic
                 raise ValueError(f"step {step} does not follow step {steps[-1]}")
-        except UnicodeDecodeError:
-            skipped.append(f"line {number} (not UTF-8 text)")
-            continue
         except (ValueError, KeyError, TypeError) as e:
-            if number == len(lines):  # no newline after it: being written
-                continue
             skipped.append(f"line {number} ({type(e).__name__}: {str(e)[:60]})")
             continue
         steps.append(step)
         returns.append(ret)
+    skipped.sort(key=lambda note: int(note.split()[1]))  # "line <n> (...)", in file order
     if skipped and problems is not None:
         more = f", ... ({len(skipped)} lines)" if len(skipped) > 3 else ""
         problems.append(
