@@ -25,6 +25,7 @@ import yaml
 from spiking_dreamer.config import RUN_SETTINGS, Config
 from spiking_dreamer.config_types import build, deep_merge
 from spiking_dreamer.errors import ConfigError
+from spiking_dreamer.files import atomic_write
 
 
 def with_run_settings(data: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,5 +206,6 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    """Write the fully resolved config as YAML."""
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write the fully resolved config as YAML (atomically: readers see the old or new file)."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))

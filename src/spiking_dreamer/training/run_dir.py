@@ -9,6 +9,7 @@ training states; ``best.pt`` and ``last.pt``: actor checkpoints). A fork also ha
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import socket
 import time
@@ -136,10 +137,11 @@ def append_session(run_dir: Path, step: int) -> None:
 
 
 def storage_estimate(obs_dim: int, act_dim: int, transitions: int) -> int:
-    """Bytes a full training-state checkpoint and its previous copy take, at most, for buffers
-    holding ``transitions`` in all."""
-    per_transition = 4 * (2 * obs_dim + act_dim + 2) + 1
-    return 2 * transitions * per_transition
+    """Bytes the training-state checkpoints take at most while one is saved (the new one
+    written beside the current one and its previous copy), for buffers holding
+    ``transitions`` in all (a dream transition's provenance, 20 bytes, included)."""
+    per_transition = 4 * (2 * obs_dim + act_dim + 2) + 1 + 20
+    return 3 * transitions * per_transition
 
 
 def resume_state(
@@ -276,6 +278,7 @@ def fork_state(
         shutil.copytree(parent_dir / "tb", run_dir / "tb")
     state["config"] = new.to_dict()
     state["logger"]["wandb_id"] = None
+    state["counters"]["best_return"] = -math.inf  # best.pt starts afresh, so does its return
     if "dreaming.threshold" in changed and state["dreaming"] is not None:
         state["dreaming"]["threshold"] = new.dreaming.threshold
     save_config(new, run_dir / "config.yaml")

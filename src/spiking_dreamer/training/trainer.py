@@ -27,7 +27,6 @@ none at all).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -42,9 +41,11 @@ import torch
 from spiking_dreamer.agent import PopSpikingActor, TwinQCritic, build_agent, build_policy
 from spiking_dreamer.buffers import NonFiniteTransitionError, ReplayBuffer
 from spiking_dreamer.config import Config, ConfigError
+from spiking_dreamer.config_loading import save_config
 from spiking_dreamer.dreaming import DreamEngine
 from spiking_dreamer.envs import make_env, resolve_env_id
 from spiking_dreamer.errors import RunDirError, TrainingDivergedError
+from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.provenance import versions
 from spiking_dreamer.training.checkpoint import (
     FORMAT_VERSION,
@@ -163,6 +164,7 @@ class Trainer:
             prepare_run_dir(self.run_dir, cfg, need)
         else:
             self.load_state_dict(resume)
+            save_config(cfg, self.run_dir / "config.yaml")  # with the settings the resume changed
         self.logger = MetricsLogger(
             self.run_dir, cfg.log, self.run_dir.name, cfg.to_dict(), resume and resume["logger"]
         )
@@ -189,7 +191,8 @@ class Trainer:
                             sys.stdout,
                         )
                     if self._stop.requested and self._needs_reset:
-                        self.save_state()
+                        if self._saved_step != self.step:  # keep the previous state as .prev
+                            self.save_state()
                         break
                 else:  # the run ends on an episode boundary: a longer resume starts an episode
                     self._needs_reset = True
@@ -204,7 +207,7 @@ class Trainer:
         )
         self.close()
         record = {k: _json_value(v) for k, v in asdict(summary).items()}
-        (self.run_dir / "summary.json").write_text(json.dumps(record, allow_nan=False))
+        atomic_write_json(self.run_dir / "summary.json", record, allow_nan=False)
         return summary
 
     def begin(self) -> None:
