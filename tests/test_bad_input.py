@@ -32,6 +32,7 @@ FIXTURES = {
     "nonempty": "a directory holding a file",
     "notutf8": "a config file with a `\\xff` byte",
     "badyaml": "a config file that is not YAML",
+    "bigint": "a config file holding a 5,000-digit integer",
     "badrun": "a run directory whose `config.yaml` is not UTF-8",
     "badmanifest": "an experiment directory whose `manifest.json` is binary",
     "stdir": "a directory named `d.safetensors`",
@@ -67,6 +68,11 @@ CASES = [
     bad("train --config missing.yaml", "config file not found"),
     bad("train --config {notutf8}", "not UTF-8 text (byte 0xff"),
     bad("train --config {badyaml}", "not valid YAML"),
+    bad("train --config {bigint}", "not valid YAML: Exceeds the limit"),
+    Bad(
+        ("train", "--set", "td3.batch_size=[&a [1, 1], *a, *a]"),
+        "YAML aliases (*a) are not supported in a config",
+    ),
     bad("train --set td3.batch_sise=64", "did you mean 'td3.batch_size'"),
     bad("train --set td3.batch_size=0", "td3.batch_size: must be >= 1"),
     bad("train --set td3.batch_size=1e9", "is larger than train.replay_size (1000000)"),
@@ -107,7 +113,12 @@ CASES = [
         cpu_only=True,
     ),
     bad("train --set train.seed=-5", "train.seed: must lie in [0, 4294967295]"),
-    bad("train --set train.eval_seed_offset=-20000", "train.eval_seed_offset: must be >= 0"),
+    bad(
+        "train --set train.eval_seed_offset=-20000",
+        "train.eval_seed_offset: must lie in [0, 4294967295]",
+    ),
+    bad("train --set train.eval_seed_offset=1e20", "train.eval_seed_offset: must lie in"),
+    bad("train --set train.threads=1e12", "train.threads: must lie in [0, 1024]"),
     bad("train --set train.eval_episodes=100000", "train.eval_episodes: must lie in [1, 1000]"),
     bad("train --set td3.gamma=1.5", "td3.gamma: must lie in [0, 1)"),
     bad("train --set td3.tau=.inf", "td3.tau: must be a finite number"),
@@ -229,11 +240,12 @@ CASES = [
     bad("sweep --config {cfg} --seeds 99999999999", "seeds must lie in [0, 4294967295]"),
     bad("sweep --config {cfg} --seeds 0-100000", "at most 1,000 seeds"),
     bad("sweep --config {cfg} --arms dream", "each arm must be one of dreaming, baseline"),
-    bad("sweep --config {cfg} --cpus-per-run 0", "argument --cpus-per-run: must be >= 1"),
+    bad("sweep --config {cfg} --cpus-per-run 0", "argument --cpus-per-run: must lie in [1, 1024]"),
+    bad("sweep --config {cfg} --cpus-per-run 100000", "argument --cpus-per-run: must lie in"),
     bad("sweep --config {cfg} --gpus-per-run -1", "argument --gpus-per-run: must lie in [0, 64]"),
     bad(
-        "sweep --config {cfg} --arms baseline --cpus-per-run 100000",
-        "--cpus-per-run 100000 asks for more than there is",
+        "sweep --config {cfg} --arms baseline --cpus-per-run 1000",
+        "--cpus-per-run 1000 asks for more than there is",
     ),
     bad(
         "sweep --config {cfg} --arms baseline --gpus-per-run 64",
@@ -293,6 +305,7 @@ def _fixtures(root: Path) -> dict[str, str]:
     (root / "nonempty" / "notes.txt").write_text("x\n")
     (root / "notutf8.yaml").write_bytes(b"train:\n  seed: 1 \xff\n")
     (root / "badyaml.yaml").write_text("td3: [unclosed\n")
+    (root / "bigint.yaml").write_text("td3:\n  batch_size: " + "1" * 5000 + "\n")
     (root / "badrun").mkdir()
     (root / "badrun" / "config.yaml").write_bytes(b"env: \xff\xfe\n")
     (root / "badrun" / "eval.jsonl").write_text("")
@@ -306,6 +319,7 @@ def _fixtures(root: Path) -> dict[str, str]:
         cfg=str(cfg),
         notutf8=str(root / "notutf8.yaml"),
         badyaml=str(root / "badyaml.yaml"),
+        bigint=str(root / "bigint.yaml"),
         stdir=str(root / "d.safetensors"),
         gifdir=str(root / "d.gif"),
     )

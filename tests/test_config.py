@@ -261,7 +261,7 @@ def test_shipped_configs_need_little_memory(path: Path) -> None:
         ("td3.batch_size=2000000", r"td3\.batch_size: 2000000 is larger than train\.replay_size"),
         ("train.replay_size=10", r"train\.replay_size: must be >= 1,000"),
         ("train.seed=4294967296", r"train\.seed: must lie in \[0, 4294967295\]"),
-        ("train.eval_seed_offset=-1", r"train\.eval_seed_offset: must be >= 0"),
+        ("train.eval_seed_offset=-1", r"train\.eval_seed_offset: must lie in \[0, 4294967295\]"),
         ("train.eval_episodes=1001", r"train\.eval_episodes: must lie in \[1, 1000\]"),
     ],
 )

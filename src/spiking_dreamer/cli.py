@@ -21,7 +21,7 @@ from spiking_dreamer.arguments import (
     positive_int,
     seed_int,
 )
-from spiking_dreamer.config import MAX_SEED
+from spiking_dreamer.config import MAX_SEED, MAX_THREADS
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.errors import (
     EXIT_BUG,
@@ -633,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="env id (default HalfCheetah-v5)")
     p.add_argument(
         "--threads",
-        type=int_in(1, 1024),
+        type=int_in(1, MAX_THREADS),
         default=1,
         help="torch intra-op threads (default 1)",
     )
@@ -682,7 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", help="join this Ray cluster (default: start a local instance)")
     p.add_argument(
-        "--cpus-per-run", type=positive_int, default=1, help="CPUs and torch threads per run"
+        "--cpus-per-run",
+        type=int_in(1, MAX_THREADS),
+        default=1,
+        help="CPUs and torch threads per run",
     )
     p.add_argument(
         "--gpus-per-run",

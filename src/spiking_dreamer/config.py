@@ -57,6 +57,9 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 MAX_SEED = 2**32 - 1
 """The largest seed: NumPy's global generator takes seeds in [0, 2**32 - 1]."""
+
+MAX_THREADS = 1024
+"""The most torch threads a run (or a bench) may ask for."""
 MIN_REPLAY_SIZE = 1_000
 """The smallest ``train.replay_size`` (a MuJoCo episode is up to 1,000 steps)."""
 MAX_EVAL_EPISODES = 1_000
@@ -385,8 +388,12 @@ class TrainConfig:
             "train.eval_episodes",
             f"must lie in [1, {MAX_EVAL_EPISODES}] (one env is kept per evaluation episode)",
         )
-        _check(self.eval_seed_offset >= 0, "train.eval_seed_offset", "must be >= 0")
-        _check(self.threads >= 0, "train.threads", "must be >= 0")
+        _check(
+            0 <= self.eval_seed_offset <= MAX_SEED,
+            "train.eval_seed_offset",
+            f"must lie in [0, {MAX_SEED}] (seed + offset + episode seeds the evaluation envs)",
+        )
+        _check(0 <= self.threads <= MAX_THREADS, "train.threads", f"must lie in [0, {MAX_THREADS}]")
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1")
         problem = device_problem(self.device)
         _check(problem is None, "train.device", problem or "")

@@ -129,6 +129,27 @@ def _upgraded(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
+class _ConfigYAMLLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (``*name``): nested aliases let a short text expand
+    exponentially (in memory once copied, and in every message that shows the value)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            anchor = self.peek_event().anchor
+            raise ValueError(f"YAML aliases (*{anchor}) are not supported in a config")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` read as YAML by :class:`_ConfigYAMLLoader`.
+
+    Raises:
+        yaml.YAMLError: not valid YAML.
+        ValueError: an alias, or an integer beyond Python's conversion limit (4,300 digits).
+    """
+    return yaml.load(text, Loader=_ConfigYAMLLoader)
+
+
 def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], str]:
     """Read ``path`` with its ``base:`` chain merged; returns the data and a source label."""
     path = path.resolve()
@@ -137,7 +158,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
@@ -145,7 +166,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
         ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
-    except yaml.YAMLError as e:
+    except (yaml.YAMLError, ValueError) as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if data is None:
         data = {}
@@ -172,8 +193,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"--set {text!r}: the key must look like section.key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
+        value = load_yaml(raw) if raw.strip() else ""
+    except (yaml.YAMLError, ValueError) as e:
         raise ConfigError(f"--set {text!r}: cannot parse the value: {e}") from None
     return parts, value
 

@@ -29,7 +29,8 @@ def plain(x: Any) -> Any:
 
 
 def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
-    bad = ConfigError(f"{key}: expected {tp.__name__}, got {value!r} ({type(value).__name__})")
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    bad = ConfigError(f"{key}: expected {tp.__name__}, got {shown} ({type(value).__name__})")
     if tp in (float, int) and isinstance(value, str):
         try:  # YAML 1.1 reads "3e-4" and "1e5" as strings
             value = int(value) if tp is int and value.strip().isdigit() else float(value)

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from spiking_dreamer.config_loading import upgrade_old_keys
+from spiking_dreamer.config_loading import load_yaml, upgrade_old_keys
 from spiking_dreamer.errors import ConfigError
 from spiking_dreamer.files import read_jsonl
 
@@ -128,7 +128,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     """A run's ``config.yaml`` as a mapping; a :class:`ReportError` naming the file when it
     cannot be read (not UTF-8, not YAML, not a mapping)."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except (OSError, ValueError, yaml.YAMLError) as e:
         raise ReportError(f"{path}: cannot read it: {type(e).__name__}: {e}") from None
     if not isinstance(data, dict):

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from spiking_dreamer.config import KEY_RULES, RUN_SETTINGS, ConfigError
-from spiking_dreamer.config_loading import config_from_dict, flatten_keys
+from spiking_dreamer.config_loading import config_from_dict, flatten_keys, load_yaml
 from spiking_dreamer.files import atomic_write_json
 from spiking_dreamer.sweep.plan import RunSpec, SweepError
 
@@ -93,7 +93,7 @@ def stored_config_differences(run_dir: Path, cfg: dict[str, Any]) -> list[str]:
     """How ``run_dir/config.yaml`` differs from the sweep's config ``cfg`` for this run
     (:func:`config_differences`); a SweepError when it cannot be read."""
     try:
-        stored = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        stored = config_from_dict(load_yaml((run_dir / "config.yaml").read_text()))
     except (OSError, ValueError, yaml.YAMLError, ConfigError) as e:
         raise SweepError(f"{run_dir}: cannot read its config.yaml ({e})") from None
     return config_differences(stored.to_dict(), cfg)
