@@ -146,6 +146,7 @@ CASES = [
         "is larger than train.replay_size",
     ),
     bad("train --fork {run} --run-dir {nonempty}", "is not empty"),
+    bad("train --fork {run} --run-dir {run}/tb/fork", "lies inside the parent run"),
     # ---- eval
     bad(
         "eval --checkpoint {ck} --episodes -1",

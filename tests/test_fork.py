@@ -176,3 +176,24 @@ def test_cli_resume_takes_more_total_steps(tmp_path: Path) -> None:
     assert main(["train", "--resume", str(run), "--total-steps", "150"]) == 0
     assert final_state(run)["counters"]["step"] == 150
     assert main(["train", "--resume", str(run), "--total-steps", "50"]) == 2  # below its step
+
+
+@pytest.mark.parametrize("exists", [False, True])
+def test_a_fork_that_cannot_continue_leaves_nothing(
+    parent: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool
+) -> None:
+    """A refusal met while loading the state (e.g. a GPU state on a CPU) removes what the fork
+    wrote; an empty --run-dir given stays, empty."""
+    import spiking_dreamer.training.trainer as trainer_module
+    from spiking_dreamer.errors import RunDirError
+
+    def refuse(*args: object) -> None:
+        raise RunDirError("cannot continue here")
+
+    monkeypatch.setattr(trainer_module, "check_state_fits", refuse)
+    child = tmp_path / "child"
+    if exists:
+        child.mkdir()
+    with pytest.raises(RunDirError, match="cannot continue here"):
+        Trainer.fork(parent, child, [])
+    assert (list(child.iterdir()) == []) if exists else not child.exists()

@@ -149,11 +149,8 @@ class StatePool:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state["pool_rounds"] != self.pool_rounds:
-            raise ValueError(
-                f"state pool saved with pool_rounds={state['pool_rounds']}, "
-                f"this one has {self.pool_rounds}"
-            )
+        """Restore the pool; this pool's ``pool_rounds`` (a fork may change it) ages it from
+        its next :meth:`add` on."""
         self.states = state["states"].to(self.device, torch.float32).reshape(-1, self.obs_dim)
         self.rounds = state["rounds"].to(self.device, torch.int64)
         self.latest_round = int(state["latest_round"])

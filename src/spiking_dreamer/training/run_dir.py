@@ -244,6 +244,8 @@ def fork_state(
     the fork gets its own W&B run. Changing ``dreaming.threshold`` also resets the adaptive
     threshold to it.
     """
+    if run_dir.resolve().is_relative_to(parent_dir.resolve()):
+        raise RunDirError(f"--run-dir {run_dir} lies inside the parent run {parent_dir}")
     state, used = state_at(state_path(parent_dir), step)
     old = state["config"]
     new = config_from_dict(apply_overrides(old, overrides), "--set overrides of the fork")

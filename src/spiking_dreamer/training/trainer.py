@@ -28,6 +28,7 @@ none at all).
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -460,8 +461,16 @@ class Trainer:
         or the one saved at env step ``step``) with the settings in ``overrides`` changed (see
         :func:`~spiking_dreamer.training.run_dir.fork_state`). Actor checkpoints
         (``best``/``last``) start afresh."""
-        cfg, state = fork_state(Path(parent_dir), Path(run_dir), overrides, step)
-        return cls(cfg, Path(run_dir), resume=state)
+        run_dir = Path(run_dir)
+        existed = run_dir.is_dir()  # and empty: fork_state refuses any other
+        cfg, state = fork_state(Path(parent_dir), run_dir, overrides, step)
+        try:
+            return cls(cfg, run_dir, resume=state)
+        except BaseException:  # e.g. the state cannot continue on this device: leave nothing
+            shutil.rmtree(run_dir, ignore_errors=True)
+            if existed:
+                run_dir.mkdir()
+            raise
 
 
 def resolve_device(name: str) -> torch.device:
