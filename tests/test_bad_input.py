@@ -100,6 +100,10 @@ CASES = [
         mujoco=True,
     ),
     bad("train --set env.kwargs=3", "env.kwargs: expected a mapping"),
+    bad(
+        "train --config {cfg} --set actor.hidden_sizes=[16,200000,200000]",
+        "actor.hidden_sizes=(16, 200000, 200000): this run needs about",
+    ),
     Bad(
         ("train", "--set", "env.kwargs={{render_mode: human}}"),
         "env.kwargs.render_mode for HalfCheetah-v5: a run renders nothing",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -268,3 +269,42 @@ def test_shipped_configs_need_little_memory(path: Path) -> None:
 def test_values_that_used_to_fail_only_later_are_bounded(override: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         load_config(CONFIGS / "halfcheetah.yaml", [override])
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("halfcheetah.yaml", []),
+        ("halfcheetah_mbpo_sac_mlp.yaml", ["actor.kind=mlp"]),
+        ("ant_mbpo_sac.yaml", ["world_model.readout=all_voltages"]),
+    ],
+)
+def test_the_memory_estimate_counts_the_networks_parameters(
+    name: str, overrides: list[str]
+) -> None:
+    """Its parameter counts are within 5% of the networks built (SAC's log-std network and
+    the neurons' own constants are left out of the estimate)."""
+    from spiking_dreamer.agent import TwinQCritic, build_policy
+    from spiking_dreamer.training.preflight import _parameters
+    from spiking_dreamer.world_model import build_world_model
+
+    cfg = load_config(CONFIGS / name, overrides)
+    obs_dim, act_dim = 17, 6
+    est = _parameters(cfg, obs_dim, act_dim)
+    bound = torch.ones(act_dim)
+
+    def count(net: torch.nn.Module, skip: str = "log_std_net") -> int:
+        return sum(p.numel() for n, p in net.named_parameters() if not n.startswith(skip))
+
+    actor = count(build_policy(obs_dim, -bound, bound, cfg))
+    critic = count(TwinQCritic(obs_dim, act_dim, cfg.critic.hidden_sizes))
+    model = count(build_world_model(obs_dim, act_dim, cfg.world_model))
+    model_key = "world_model." + (
+        "mlp_hidden_sizes" if cfg.world_model.kind == "mlp" else "hidden_size"
+    )
+    for key, built in [
+        ("actor.hidden_sizes", actor),
+        ("critic.hidden_sizes", critic),
+        (model_key, model),
+    ]:
+        assert abs(est[key] - built) <= 0.05 * built, (key, est[key], built)

@@ -13,6 +13,8 @@ update keeps at once): it is there to refuse sizes that cannot fit, not to predi
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from spiking_dreamer.config import Config, ConfigError
@@ -67,15 +69,56 @@ def _model_floats(cfg: Config, obs_dim: int, act_dim: int) -> int:
     return wm.spike_ts * per_step + 2 * (obs_dim + 1)
 
 
+def _layers(sizes: list[int]) -> int:
+    """Weights and biases of the linear layers between consecutive ``sizes``."""
+    return sum(a * b + b for a, b in itertools.pairwise(sizes))
+
+
+def _parameters(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
+    """Parameters of the actor, the twin critic and the world model ensemble, by the key that
+    sizes each (the log-std network of SAC and the neurons' own constants left out)."""
+    a = cfg.actor
+    if a.kind == "mlp":
+        actor = _layers([obs_dim, *a.hidden_sizes, act_dim])
+    else:
+        sizes = [obs_dim * a.encoder_pop_dim, *a.hidden_sizes, act_dim * a.decoder_pop_dim]
+        actor = _layers(sizes) + 2 * obs_dim * a.encoder_pop_dim + act_dim * (a.decoder_pop_dim + 1)
+    out = {
+        "actor.hidden_sizes": actor,
+        "critic.hidden_sizes": 2 * _layers([obs_dim + act_dim, *cfg.critic.hidden_sizes, 1]),
+    }
+    if cfg.uses_model:
+        wm = cfg.world_model
+        heads = 2 if wm.head == "gaussian" else 1  # mean (and log-variance)
+        inputs, outputs = obs_dim + act_dim, heads * (obs_dim + 1)
+        if wm.kind == "mlp":
+            out["world_model.mlp_hidden_sizes"] = wm.ensemble_size * _layers(
+                [inputs, *wm.mlp_hidden_sizes, outputs]
+            )
+        else:
+            h = wm.hidden_size
+            blocks = _layers([inputs * wm.pop_dim, h]) + (wm.num_blocks - 1) * _layers([h, h])
+            read = 2 * h + (h * (wm.num_blocks - 1) if wm.readout == "all_voltages" else 0)
+            readout = _layers([read, outputs])
+            out["world_model.hidden_size"] = wm.ensemble_size * (blocks + readout)
+    return out
+
+
 def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
     """Bytes a run of ``cfg`` needs, by the config key that sets each part: the replay buffer
     (``train.replay_size``), the dream buffer (``dreaming.buffer_size``), one env step's agent
     batches with an update's activations (``td3.batch_size`` or ``sac.batch_size``), a
     world-model training batch (``world_model.batch_size``), a dream phase's model forward
-    (``dreaming.rollout_batch``) and a value-gradient rollout (``value_gradient.batch_size``)."""
+    (``dreaming.rollout_batch``), a value-gradient rollout (``value_gradient.batch_size``) and
+    its start-state pool (``value_gradient.distribution_starts``), and the networks' parameters
+    with their gradients, two Adam moments and (actor, critic) target copies
+    (``actor.hidden_sizes``, ``critic.hidden_sizes``, ``world_model.hidden_size`` or
+    ``world_model.mlp_hidden_sizes``)."""
     row = 2 * obs_dim + act_dim + 2  # obs, next obs, action, reward, done
     capacity = min(cfg.train.replay_size, cfg.train.total_steps)
     parts = {"train.replay_size": capacity * row * FLOAT}
+    for key, n in _parameters(cfg, obs_dim, act_dim).items():
+        parts[key] = (4 if key.startswith("world_model.") else 5) * n * FLOAT
     g = max(cfg.train.updates_per_step, 1)
     if cfg.uses_model:
         g = max(g, cfg.dreaming.updates_per_step)
@@ -101,6 +144,8 @@ def memory_estimate(cfg: Config, obs_dim: int, act_dim: int) -> dict[str, int]:
         if wm.use == "value_gradient":
             per = members * model + 2 * actor + 3 * critic
             parts["value_gradient.batch_size"] = vg.batch_size * vg.horizon * per * FLOAT
+            pool = vg.distribution_starts * vg.distribution_horizon * vg.pool_rounds
+            parts["value_gradient.distribution_starts"] = pool * (obs_dim + 2) * FLOAT
     return parts
 
 
