@@ -253,6 +253,22 @@ def test_wandb_offline_mirrors_metrics(tmp_path: Path, monkeypatch: pytest.Monke
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+def test_wandb_online_without_an_api_key_is_refused_before_the_run_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("wandb")
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(ROOT / "configs/halfcheetah.yaml"), "--run-dir", str(run)]
+    assert main([*argv, "--wandb"]) == 2
+    assert "W&B has no API key here" in capsys.readouterr().err
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("script", ["train.py", "eval_policy.py"])
 def test_seed_compatible_scripts(script: str) -> None:
     out = subprocess.run(

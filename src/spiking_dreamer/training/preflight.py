@@ -14,13 +14,30 @@ update keeps at once): it is there to refuse sizes that cannot fit, not to predi
 from __future__ import annotations
 
 import itertools
+import os
 
 import torch
 
-from spiking_dreamer.config import Config, ConfigError
+from spiking_dreamer.config import Config, ConfigError, LogConfig
+from spiking_dreamer.errors import import_extra
 
 FLOAT = 4
 """Bytes per stored value (float32)."""
+
+
+def check_wandb(log: LogConfig) -> None:
+    """With ``log.wandb`` logging online, W&B must have an API key (``wandb login`` or
+    ``WANDB_API_KEY``): else ``wandb.init`` fails once the run directory exists
+    (:class:`ConfigError`; the package missing: :class:`MissingExtraError`)."""
+    if not log.wandb:
+        return
+    wandb = import_extra("wandb", "--wandb (log.wandb)", "wandb")
+    offline = os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun")
+    if log.wandb_mode == "online" and not offline and not wandb.login(prompt=False):
+        raise ConfigError(
+            "--wandb (log.wandb): W&B has no API key here; run `wandb login` or set "
+            "WANDB_API_KEY, or log offline with --set log.wandb_mode=offline"
+        )
 
 
 def check_device(name: str) -> torch.device:

@@ -37,7 +37,7 @@ from spiking_dreamer.training.checkpoint import (
     read_state,
     save_state_file,
 )
-from spiking_dreamer.training.preflight import check_device, check_memory
+from spiking_dreamer.training.preflight import check_device, check_memory, check_wandb
 from spiking_dreamer.training.seeding import saved_on
 
 
@@ -98,6 +98,7 @@ def check_new_run(cfg: Config, run_dir: Path | None) -> tuple[int, int]:
             :class:`RunDirError`, ...), naming the key or path.
     """
     check_device(cfg.train.device)
+    check_wandb(cfg.log)
     obs_dim, act_dim = check_env(cfg.env.id, cfg.env.kwargs)
     check_memory(cfg, obs_dim, act_dim)
     if run_dir is not None:
@@ -170,6 +171,7 @@ def resume_state(
     cfg = config_from_dict(stored, f"{used} (stored config)")
     check_total_steps(cfg, state)
     check_memory(cfg, state["env"]["obs_dim"], state["env"]["act_dim"])
+    check_wandb(cfg.log)
     return cfg, state
 
 
@@ -271,6 +273,7 @@ def fork_state(
         )
     check_total_steps(new, state)
     check_memory(new, state["env"]["obs_dim"], state["env"]["act_dim"])
+    check_wandb(new.log)
     check_new_run_dir(run_dir, 0)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "eval.jsonl"):
