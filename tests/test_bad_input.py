@@ -278,6 +278,7 @@ CASES = [
     bad("report {run} --thresholds halfcheetah=nan", "thresholds must be finite numbers"),
     bad("report {run} --thresholds halfcheetah", "expected ENV=X,Y"),
     bad("report {run} --out {file}", "is a file, not a directory"),
+    bad("report {run} --out /proc/self", "report output: cannot create a file in /proc/self"),
     bad("report {badrun}", "config.yaml: cannot read it: UnicodeDecodeError"),
     bad("report {badmanifest}", "manifest.json: not valid JSON"),
     # ---- the command line itself

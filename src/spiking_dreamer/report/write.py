@@ -11,7 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from spiking_dreamer.files import atomic_write, atomic_write_json
+from spiking_dreamer.errors import OutputPathError
+from spiking_dreamer.files import atomic_write, atomic_write_json, check_output_dir
 from spiking_dreamer.report.analysis import analyse
 from spiking_dreamer.report.load import ReportError, load_inputs
 from spiking_dreamer.report.render import (
@@ -26,8 +27,8 @@ from spiking_dreamer.report.render import (
 
 
 def _output_dir(out_dir: str | Path | None, inputs: Sequence[Path], common: Path) -> Path:
-    """``out_dir``, or ``<input>/report`` (several inputs: ``<common parent>/report``),
-    created; a :class:`ReportError` when it is a file or cannot be created."""
+    """``out_dir``, or ``<input>/report`` (several inputs: ``<common parent>/report``), checked
+    to be creatable and writable (not created yet); a :class:`ReportError` when it is not."""
     if out_dir is not None:
         out = Path(out_dir)
     else:
@@ -35,10 +36,16 @@ def _output_dir(out_dir: str | Path | None, inputs: Sequence[Path], common: Path
     if out.exists() and not out.is_dir():
         raise ReportError(f"report output {out} is a file, not a directory (choose another --out)")
     try:
+        return check_output_dir(out, "report output")
+    except OutputPathError as e:
+        raise ReportError(str(e)) from None
+
+
+def _create(out: Path) -> None:
+    try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ReportError(f"cannot create the report directory {out}: {e}") from None
-    return out
 
 
 def write_report(
@@ -65,6 +72,7 @@ def write_report(
     experiment = load_inputs(inputs)
     out = _output_dir(out_dir, inputs, experiment.path)
     report = analyse(experiment, thresholds, budgets, reps, seed)
+    _create(out)
     tasks = []
     for t in report.tasks:
         if figures and any(a.curve for a in t.arms.values()):
