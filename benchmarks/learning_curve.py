@@ -104,24 +104,34 @@ def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
 
 def parent_ready(args: argparse.Namespace, seed: int) -> bool:
     """Whether seed ``seed`` can start: always, unless it forks a run that has not yet saved
-    its state at ``--fork-step``."""
+    its state at ``--fork-step``.
+
+    Raises:
+        RuntimeError: the parent has saved both of its kept states past ``--fork-step``, so
+            the state to fork is gone (it would be waited for forever)."""
     if not args.fork_from:
         return True
     from spiking_dreamer.training.checkpoint import CheckpointError, read_state
 
     parent = ROOT / args.run_root / f"{args.fork_from}_s{seed}"
-    evals = parent / "eval.jsonl"
-    if not evals.exists() or not any(
-        json.loads(line)["step"] >= args.fork_step for line in evals.read_text().splitlines()
-    ):
+    found, _ = read_jsonl(parent / "eval.jsonl") if (parent / "eval.jsonl").exists() else ([], [])
+    if not any(rec["step"] >= args.fork_step for _, rec in found):
         return False  # cheap test first: the state is saved right after that evaluation
     ckpt = parent / "checkpoints"
+    later = 0
     for path in (ckpt / "state.pt", ckpt / "state.pt.prev"):
         try:
-            if path.exists() and read_state(path)["counters"]["step"] == args.fork_step:
-                return True
+            step = read_state(path)["counters"]["step"] if path.exists() else None
         except CheckpointError:
-            pass
+            continue
+        if step == args.fork_step:
+            return True
+        later += step is not None and step > args.fork_step
+    if later == 2:
+        raise RuntimeError(
+            f"{parent} has saved past step {args.fork_step} and keeps only its last two "
+            "states: the state to fork is gone"
+        )
     return False
 
 
@@ -135,6 +145,13 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--seeds must be distinct integers in [0, {MAX_SEED}]"
     if (args.fork_from is None) != (args.fork_step is None):
         return "--fork-from and --fork-step go together"
+    if args.fork_from:
+        if args.fork_step < 1:
+            return "--fork-step must be at least 1"
+        for seed in args.seeds:
+            parent = ROOT / args.run_root / f"{args.fork_from}_s{seed}"
+            if not (parent / "config.yaml").is_file():
+                return f"--fork-from {args.fork_from}: no parent run {parent} (start it first)"
     try:
         check_output_file(ROOT / args.out, "--out")
         if not args.fork_from:
@@ -191,14 +208,38 @@ def aggregate(runs: dict[int, dict]) -> dict[str, object]:
     }
 
 
+def ready_seeds(
+    args: argparse.Namespace, run_dirs: dict[int, Path], pending: list[int]
+) -> list[int]:
+    """The pending seeds that can start now (a stopped run, or a fork whose parent state is
+    saved); a seed whose parent state is gone is dropped from ``pending``, with a message."""
+    ready = []
+    for s in list(pending):
+        try:
+            if has_training_state(run_dirs[s]) or parent_ready(args, s):
+                ready.append(s)
+        except RuntimeError as e:
+            print(f"seed {s} cannot start: {e}", file=sys.stderr)
+            pending.remove(s)
+    return ready
+
+
 def train_seeds(args: argparse.Namespace, run_dirs: dict[int, Path]) -> None:
     """Train every seed not yet finished, ``args.jobs`` at a time; resume stopped ones."""
     pending = [s for s in args.seeds if not finished(run_dirs[s], args.steps)]
     procs: dict[int, subprocess.Popen] = {}
+    waiting: list[int] = []
     while pending or procs:
         while pending and len(procs) < args.jobs:
-            ready = [s for s in pending if has_training_state(run_dirs[s]) or parent_ready(args, s)]
+            ready = ready_seeds(args, run_dirs, pending)
             if not ready:
+                if not procs and pending != waiting:
+                    waiting = list(pending)
+                    print(
+                        f"seeds {waiting}: waiting for their parent runs ({args.fork_from}) "
+                        f"to save their states at step {args.fork_step}",
+                        file=sys.stderr,
+                    )
                 break
             s = ready[0]
             pending.remove(s)

@@ -3,6 +3,7 @@ seed's record keeps of its run directory."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -29,6 +30,8 @@ def _load():
         (["--seeds", "0", "0"], "--seeds"),
         (["--steps", "0"], "--steps"),
         (["--fork-from", "parent_runs"], "--fork-step"),
+        (["--fork-from", "parent_runs", "--fork-step", "-5"], "--fork-step must be at least 1"),
+        (["--fork-from", "parent_runs", "--fork-step", "5000"], "no parent run"),
     ],
 )
 def test_bad_arguments_exit_2_before_any_run(tmp_path, extra, message):
@@ -143,3 +146,24 @@ def test_a_run_that_ran_other_settings_is_refused_not_relabelled(tmp_path):
         assert proc.returncode == code, proc.stderr
     assert "ran with train.checkpoint_every=5000, not 1000" in proc.stderr
     assert not out.exists()
+
+
+def test_a_fork_whose_parent_state_is_gone_is_refused_not_waited_for(tmp_path, monkeypatch):
+    """The parent has saved both kept states past the fork step: the seed can never start."""
+    import torch
+
+    from spiking_dreamer.training import checkpoint
+
+    monkeypatch.setattr(checkpoint, "read_state", lambda path: torch.load(path))
+    lc = _load()
+    parent = tmp_path / "runs" / "parent_s0"
+    (parent / "checkpoints").mkdir(parents=True)
+    (parent / "eval.jsonl").write_text('{"step": 5000, "return_mean": 1.0}\n')
+    args = argparse.Namespace(fork_from="parent", fork_step=5000, run_root=tmp_path / "runs")
+    assert not lc.parent_ready(args, 0)  # evaluated, its state not saved yet: wait
+    for name, step in (("state.pt.prev", 5000), ("state.pt", 10000)):
+        torch.save({"counters": {"step": step}}, parent / "checkpoints" / name)
+    assert lc.parent_ready(args, 0)  # .prev holds the fork step
+    torch.save({"counters": {"step": 8000}}, parent / "checkpoints" / "state.pt.prev")
+    with pytest.raises(RuntimeError, match="the state to fork is gone"):
+        lc.parent_ready(args, 0)
