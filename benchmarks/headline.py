@@ -318,9 +318,11 @@ def main() -> int:
     )
     args = parser.parse_args()
     try:
+        if args.out is not None and args.out.resolve() == args.markdown.resolve():
+            raise OutputPathError("--markdown and --out name the same file")
         for flag, out in (("--markdown", args.markdown), ("--out", args.out)):
             if out is not None:
-                check_output_file(out, flag)
+                check_output_file(out, flag, inputs=[args.spec])
         spec = load_spec(args.spec, args.root)
     except (OutputPathError, SpecError) as e:
         parser.error(str(e))

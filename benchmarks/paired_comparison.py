@@ -177,13 +177,33 @@ def plot_curves(arms: dict[str, dict[str, dict[int, float]]], title: str, out: P
     ax.set_ylabel("eval return (10 deterministic episodes)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=7)
-    fmt = out.suffix.lstrip(".") or "svg"
+    fmt = out.suffix.lstrip(".").lower()
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
     atomic_write(out, lambda t: fig.savefig(t, format=fmt, metadata=metadata))
 
 
+PLOT_SUFFIXES = (".svg", ".png")
+"""The figure formats ``--plot`` writes."""
+
+
 def _fmt(values: list[float]) -> str:
     return " / ".join(f"{v:+,.0f}" for v in values)
+
+
+def output_problem(args: argparse.Namespace, inputs: list[Path]) -> str | None:
+    """What is wrong with ``--out`` and ``--plot`` (``None``: nothing): a plot that is not
+    ``.svg`` or ``.png``, the two the same file, either one an input or unwritable."""
+    if args.plot is not None and args.plot.suffix.lower() not in PLOT_SUFFIXES:
+        return f"--plot {args.plot}: name a {' or '.join(PLOT_SUFFIXES)} file"
+    if args.out is not None and args.plot is not None and args.out.resolve() == args.plot.resolve():
+        return "--out and --plot name the same file"
+    try:
+        for flag, out in (("--out", args.out), ("--plot", args.plot)):
+            if out is not None:
+                check_output_file(out, flag, inputs=inputs)
+    except OutputPathError as e:
+        return str(e)
+    return None
 
 
 def check_args(
@@ -192,12 +212,9 @@ def check_args(
     """Every argument and input file checked before any work (exit 2 naming the problem);
     returns the curves of the reference and the arms, keyed by path."""
     paths = [args.reference, *args.arms]
-    for flag, out in (("--out", args.out), ("--plot", args.plot)):
-        try:
-            if out is not None:
-                check_output_file(out, flag)
-        except OutputPathError as e:
-            parser.error(str(e))
+    problem = output_problem(args, paths)
+    if problem:
+        parser.error(problem)
     if args.labels is not None and len(args.labels) != len(paths):
         parser.error(f"--labels needs {len(paths)} names: the reference, then each arm")
     if min(args.at) < 0:

@@ -235,6 +235,7 @@ CASES = [
     bad("bench --repeats 0", "argument --repeats: must be >= 1"),
     bad("bench --set train.threads=4", "bench sets train.threads itself: use --threads"),
     bad("bench --out /proc/bench.json", "cannot create a file in /proc"),
+    bad("bench --config {cfg} --out {cfg}", "is also an input"),
     bad("bench --device gpu0", "argument --device: must be auto, cpu, cuda or cuda:N"),
     bad(
         "bench --config {cfg} --set train.replay_size=1e9 --set td3.batch_size=1e9",

@@ -159,3 +159,19 @@ def test_committed_spec_names_stage_two_outputs():
             assert (ROOT / path).exists() or (
                 path.parent.as_posix() == "benchmarks/results" and path.stem in arms
             ), run["file"]
+
+
+@pytest.mark.parametrize("which", ["spec", "same"])
+def test_outputs_that_are_the_spec_or_each_other_are_refused(tmp_path, which):
+    spec = _spec(tmp_path)
+    before = spec.read_text()
+    markdown = spec if which == "spec" else tmp_path / "out" / "h.md"
+    args = ["--spec", str(spec), "--root", str(tmp_path), "--markdown", str(markdown)]
+    args += ["--out", str(tmp_path / "out" / "h.md")]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 2
+    assert ("is also an input" if which == "spec" else "name the same file") in proc.stderr
+    assert spec.read_text() == before
+    assert not (tmp_path / "out").exists()

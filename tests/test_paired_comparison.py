@@ -130,3 +130,27 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, case, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--out", "{control}"], "is also an input"),
+        (["--out", "{out}/h.json", "--plot", "{out}/h.foo"], "name a .svg or .png file"),
+        (["--out", "{out}/h.svg", "--plot", "{out}/h.svg"], "name the same file"),
+    ],
+)
+def test_outputs_that_are_inputs_or_unplottable_are_refused(tmp_path, outputs, message):
+    control = tmp_path / "c.json"
+    _result(control, {"3": [0, 1, 2]}, None)
+    before = control.read_text()
+    arm = _result(tmp_path / "a.json", {"3": [0, 1, 2]}, None)
+    outputs = [o.format(control=control, out=tmp_path / "out") for o in outputs]
+    args = ["--reference", str(control), "--arms", str(arm), *outputs]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert control.read_text() == before
+    assert not (tmp_path / "out").exists()

@@ -400,7 +400,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from spiking_dreamer.training.trainer import resolve_device
 
     if args.out:
-        check_output_file(args.out, "--out")
+        check_output_file(args.out, "--out", inputs=[args.config] if args.config else [])
     check_overrides(args.set)
     overrides = [*args.set, f"train.threads={args.threads}"]
     if args.env:

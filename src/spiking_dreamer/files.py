@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -119,17 +119,21 @@ def check_output_dir(path: str | Path, what: str) -> Path:
     return path
 
 
-def check_output_file(path: str | Path, what: str) -> Path:
-    """Check, before any work, that the file ``path`` can be written (created, or replaced);
-    ``what`` names the input in the message (e.g. ``"--out"``). Creates nothing.
+def check_output_file(path: str | Path, what: str, inputs: Iterable[str | Path] = ()) -> Path:
+    """Check, before any work, that the file ``path`` can be written (created, or replaced)
+    and is none of the command's ``inputs``; ``what`` names the input in the message (e.g.
+    ``"--out"``). Creates nothing.
 
     Raises:
-        OutputPathError: ``path`` is empty, an existing directory or other non-regular file, or
-            its directory cannot be created or written.
+        OutputPathError: ``path`` is empty, an existing directory or other non-regular file, one
+            of ``inputs``, or its directory cannot be created or written.
     """
     if str(path).strip() == "":
         raise OutputPathError(f"{what}: the path is empty")
     path = Path(path)
+    for source in inputs:
+        if Path(source).resolve() == path.resolve():
+            raise OutputPathError(f"{what} {path}: is also an input; write elsewhere")
     if path.is_dir():
         raise OutputPathError(f"{what} {path}: is a directory; give a file name")
     if path.exists() and not path.is_file():
