@@ -14,10 +14,11 @@ import torch
 
 from spiking_dreamer.config import ConfigError
 from spiking_dreamer.config_loading import load_config
+from spiking_dreamer.errors import RunDirError
 from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file
 from spiking_dreamer.training.trainer import Trainer
 
-from .helpers import RESUME_ARGS, RESUME_STEPS, ROOT, assert_same, final_state, records
+from .helpers import RESUME_ARGS, RESUME_STEPS, ROOT, TINY, assert_same, final_state, records
 
 pytestmark = pytest.mark.mujoco
 
@@ -251,3 +252,19 @@ def test_state_for_another_env_is_refused(tmp_path: Path) -> None:
     hopper = load_config(ROOT / "configs/hopper.yaml", [*RESUME_ARGS, "env.kwargs={}"])
     with pytest.raises(CheckpointError, match=r"HalfCheetah-v5 \(obs 17, act 6\).*Hopper-v5"):
         Trainer(hopper, tmp_path / "run", resume=state)
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path: Path) -> None:
+    """A second trainer of the same run directory (e.g. a run resumed twice) is refused while
+    the first holds it, and nothing is changed; once the first has closed, it may start."""
+    cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*TINY, "train.total_steps=50"])
+    run = tmp_path / "run"
+    Trainer(cfg, run).run()
+    longer = {"train.total_steps": 100}
+    first = Trainer.resume(run, longer)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(RunDirError, match="another process is training in"):
+        Trainer.resume(run, longer)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    first.close()
+    Trainer.resume(run, longer).close()

@@ -8,6 +8,7 @@ training states; ``best.pt`` and ``last.pt``: actor checkpoints). A fork also ha
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import shutil
@@ -15,7 +16,7 @@ import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -135,6 +136,24 @@ def append_session(run_dir: Path, step: int) -> None:
             f.write(json.dumps(record) + "\n")
     except OSError as e:
         raise RunDirError(f"cannot write to run directory {run_dir}: {e}") from None
+
+
+def lock_run_dir(run_dir: Path) -> IO[str]:
+    """Hold ``run_dir/.lock`` until the returned file is closed or the process ends, so that
+    two processes never train in one run directory at once (e.g. a run resumed twice).
+
+    Raises:
+        RunDirError: another process holds it.
+    """
+    f = (run_dir / ".lock").open("w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise RunDirError(
+            f"another process is training in {run_dir}: wait for it to end, or stop it first"
+        ) from None
+    return f
 
 
 def storage_estimate(obs_dim: int, act_dim: int, transitions: int) -> int:
@@ -274,7 +293,10 @@ def fork_state(
     check_total_steps(new, state)
     check_memory(new, state["env"]["obs_dim"], state["env"]["act_dim"])
     check_wandb(new.log)
-    check_new_run_dir(run_dir, 0)
+    capacity = min(new.train.replay_size, new.train.total_steps)
+    dreams = new.dreaming.buffer_size if state["dreaming"] is not None else 0
+    obs_dim, act_dim = state["env"]["obs_dim"], state["env"]["act_dim"]
+    check_new_run_dir(run_dir, storage_estimate(obs_dim, act_dim, capacity + dreams))
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     for name in ("metrics.jsonl", "eval.jsonl"):
         if (parent_dir / name).exists():

@@ -63,6 +63,7 @@ from spiking_dreamer.training.run_dir import (
     append_session,
     check_state_fits,
     fork_state,
+    lock_run_dir,
     prepare_run_dir,
     resume_state,
     state_path,
@@ -163,7 +164,8 @@ class Trainer:
             dreams = cfg.dreaming.buffer_size if self.dreaming else 0
             need = storage_estimate(self.obs_dim, self.act_dim, capacity + dreams)
             prepare_run_dir(self.run_dir, cfg, need)
-        else:
+        self._lock = lock_run_dir(self.run_dir)  # before anything in it is cut or rewritten
+        if resume is not None:
             self.load_state_dict(resume)
             save_config(cfg, self.run_dir / "config.yaml")  # with the settings the resume changed
         self.logger = MetricsLogger(
@@ -357,10 +359,11 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Close the logger and the environments."""
+        """Close the logger and the environments, and release the run directory."""
         self.logger.close()
         for env in [self.env, *self.eval_envs]:
             env.close()
+        self._lock.close()
 
     # ------------------------------------------------------------------- saved training state
 
