@@ -277,6 +277,37 @@ def test_nonfinite_branch_is_dropped() -> None:
     torch.testing.assert_close(actor.k.grad[0, 0], -(g0 + GAMMA * g1 + GAMMA**2 * gq)[keep].mean())
 
 
+class OverflowToyModel(LinearToyModel):
+    """:class:`LinearToyModel` plus ``exp(10^4 (s - blowup))`` on the state change: nothing
+    below ``blowup``, an infinite value and derivative above it."""
+
+    def forward_normalized(self, x: Tensor, members: Tensor | None = None) -> tuple[Tensor, None]:
+        out, _ = super().forward_normalized(x, members)
+        s = x[..., :1] if x.dim() == 3 else x[None, :, :1]
+        burst = torch.exp(1e4 * (s - self.blowup))
+        return torch.cat([out[..., :1] + burst, out[..., 1:]], -1), None
+
+
+@pytest.mark.parametrize("overflow", [False, True])
+def test_a_terminated_branch_is_not_dropped_nor_poisons_the_gradient(overflow: bool) -> None:
+    """Row 2 terminates at step 0 (s1 = 2.64), then the model blows up from it (s > 2.5): it is
+    not dropped, and the gradient stays finite even where the model's derivative at that dead
+    state is infinite (the values of the termination test above)."""
+    s0 = start()[:, 0]
+    actor = LinearActor()
+    model = (OverflowToyModel if overflow else LinearToyModel)(blowup=2.5)
+    loss, traj, stats = vg_loss(2, s0[:, None], toy_termination, actor=actor, model=model)
+    assert traj.valid.all()
+    assert stats["vg/invalid_branches"].item() == 0
+    (v0, g0), (v1, g1), (vq, gq) = r0(s0), r1(s0), q_end(s0, 2)
+    full, full_g = v0 + GAMMA * v1 + GAMMA**2 * vq, g0 + GAMMA * g1 + GAMMA**2 * gq
+    j = torch.stack([full[0], v0[1] + GAMMA * v1[1], v0[2], full[3]])
+    dj = torch.stack([full_g[0], g0[1] + GAMMA * g1[1], g0[2], full_g[3]])
+    torch.testing.assert_close(loss, -j.mean())
+    loss.backward()
+    torch.testing.assert_close(actor.k.grad[0, 0], -dj.mean())
+
+
 def test_optional_smoothing_noise_in_the_training_rollout() -> None:
     actor = LinearActor()
     actor.action_scale.fill_(2.0)

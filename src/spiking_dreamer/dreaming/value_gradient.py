@@ -55,6 +55,8 @@ policy, as SAC's TD target).
 A branch in which the model produced a non-finite state or reward is dropped from both losses
 (weight 0; its later states are replaced by the last finite one so the rest of the batch stays
 finite); the count is reported so a caller can skip an update whose gradients are not finite.
+After a branch terminates, its states and actions are detached (no gradient flows through
+steps that count for nothing), and a non-finite value there no longer drops it.
 
 Shapes: ``B`` start states, ``O`` observation and ``A`` action sizes, ``E`` members.
 All randomness comes from an explicit ``torch.Generator``.
@@ -242,7 +244,7 @@ class Trajectory(NamedTuple):
     reward: ``[H, B]`` model rewards ``r_h`` (0 where non-finite).
     terminated: ``[H, B]`` bool, the termination function on ``(s_h, a_h, s_{h+1})``.
     alive: ``[H + 1, B]`` float, ``alive_0 = 1``, ``alive_{h+1} = alive_h (1 - terminated_h)``.
-    valid: ``[B]`` bool, every transition of the branch was finite.
+    valid: ``[B]`` bool, every transition of the branch was finite (up to its termination).
     log_prob: ``[H, B]`` ``log pi(a_h | s_h)`` of a stochastic actor's sampled actions; ``None``
         for a deterministic actor.
     """
@@ -300,6 +302,8 @@ def imagine(
     if stochastic and not isinstance(actor, SquashedGaussian):
         raise TypeError(f"a stochastic rollout needs a stochastic actor, got {type(actor)}")
     for _ in range(horizon):
+        dead = (alive == 0)[:, None]  # terminated: what follows counts for nothing
+        obs = torch.where(dead, obs.detach(), obs)
         if stochastic:
             action, log_prob = actor.sample(obs, generator)
             log_probs.append(log_prob)
@@ -307,14 +311,16 @@ def imagine(
             action = actor(obs, generator)
         if action_noise > 0:
             action = perturb(action, actor, action_noise, 2.5 * action_noise, generator)
+        action = torch.where(dead, action.detach(), action)  # no gradient path through it
         next_obs, reward, _ = model_transition(
             model, obs, action, member, generator, elites_only=True
         )
-        finite = torch.isfinite(next_obs).all(-1) & torch.isfinite(reward) & valid
+        ok = torch.isfinite(next_obs).all(-1) & torch.isfinite(reward)
+        finite = ok & valid
         next_obs = torch.where(finite[:, None], next_obs, obs.detach())
         reward = torch.where(finite, reward, torch.zeros_like(reward))
         done = termination_fn(obs.detach(), action.detach(), next_obs.detach()).to(torch.bool)
-        valid = finite
+        valid = valid & (ok | dead[:, 0])  # a terminated branch's later steps do not matter
         alive = alive * (1.0 - done.float())
         states.append(next_obs)
         actions.append(action)
