@@ -354,3 +354,16 @@ def test_dreaming_run_on_cuda_keeps_everything_on_the_device(tmp_path: Path) -> 
     assert torch.isfinite(engine.buffer.reward[:n]).all()
     actor, _ = load_actor(tmp_path / "cuda" / "checkpoints" / "last.pt", "cpu")
     assert next(actor.parameters()).device.type == "cpu"
+
+
+def test_the_step_0_actor_never_becomes_best_pt(tmp_path: Path) -> None:
+    """Even without a random warm-up (``train.start_steps=0``) the untrained actor of step 0
+    is not the best: best.pt is first written at the next evaluation."""
+    run = tmp_path / "run"
+    t = _trainer(
+        tmp_path, "run", "train.start_steps=0", "train.total_steps=20", "world_model.use=none"
+    )
+    t.begin()
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert not (run / "checkpoints" / "best.pt").exists()
+    t.close()

@@ -327,8 +327,9 @@ class Trainer:
         self.last_return = float(np.mean(returns))
         ckpt = actor_checkpoint(self.actor, self.cfg, self.env_id, self.step, self.last_return)
         atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "last.pt")
-        # the untrained actor of the random warm-up never counts (Ant: standing earns reward)
-        if self.step >= cfg.start_steps and self.last_return > self.best_return:
+        # the untrained actor of the random warm-up (or of step 0) never counts (Ant: standing
+        # earns reward)
+        if self.step >= max(cfg.start_steps, 1) and self.last_return > self.best_return:
             self.best_return = self.last_return
             atomic_torch_save(ckpt, self.run_dir / "checkpoints" / "best.pt")
 
