@@ -10,18 +10,22 @@ TOTAL_STEPS ?= 100000
 SEED ?= 0
 ARGS ?=
 RUN ?=
+# where pip finds torch 2.13.0; empty: pip's own indexes (on this project's machines, a CPU wheel
+# on disk). Elsewhere TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU build: PyPI's
+# default Linux wheel bundles CUDA.
+TORCH_INDEX ?=
 
-.PHONY: train resume test lint bench-baseline clean
+.PHONY: train resume test lint clean
 
-# torch==2.13.0 is installed first (a CPU wheel); the project's range torch>=2.4 is then satisfied
-# and pip pulls no CUDA build.
+# torch==2.13.0 is installed first; the project's range torch>=2.4 is then satisfied and pip pulls
+# no other torch.
 $(BIN)/.installed: pyproject.toml
 	@echo "setup: creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	@echo "setup: upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "setup: installing torch 2.13.0, the CPU wheel (about 200 MB; the longest step)"
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@echo "setup: installing torch 2.13.0 (the CPU wheel is about 200 MB; the longest step)"
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	@echo "setup: installing spiking-dreamer with its dev and wandb extras (gymnasium, MuJoCo, ray, ...)"
 	$(BIN)/python -m pip install --quiet -e '.[dev,wandb]'
 	@echo "setup: done; the CLI is $(BIN)/spiking-dreamer"

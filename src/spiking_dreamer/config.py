@@ -647,8 +647,8 @@ class ValueGradientConfig:
     defaults: its ``dhmbpo.yaml`` / ``svg.yaml`` where it has the setting). The actor follows
     the SVG(H) gradient through short differentiable rollouts of the world model instead of
     learning from dreams as data (no dream phases run); see
-    :mod:`spiking_dreamer.dreaming.value_gradient`. Needs ``dreaming.enabled`` (the world
-    model, trained as usual). Used with ``world_model.use: value_gradient``."""
+    :mod:`spiking_dreamer.dreaming.value_gradient`. Used with ``world_model.use:
+    value_gradient`` (the world model trains as usual)."""
 
     start_step: int = setting(50_000, fork=True, bench="--warmup")
     """First env step with a distribution rollout; value-gradient updates start once the
