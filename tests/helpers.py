@@ -158,6 +158,13 @@ def assert_same(a: object, b: object, path: str = "") -> None:
         assert a == b, path
 
 
+def without_best(part: object) -> object:
+    """A state's part without the counters' ``best_return`` (a fork's starts afresh)."""
+    if isinstance(part, dict) and "best_return" in part:
+        return {k: v for k, v in part.items() if k != "best_return"}
+    return part
+
+
 def records(path: Path) -> list[dict]:
     found, notes = read_jsonl(path)
     assert not notes, f"{path}: {notes}"

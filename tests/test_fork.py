@@ -13,7 +13,15 @@ from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.checkpoint import CheckpointError, read_state
 from spiking_dreamer.training.trainer import Trainer
 
-from .helpers import RESUME_ARGS, RESUME_STEPS, ROOT, assert_same, final_state, records
+from .helpers import (
+    RESUME_ARGS,
+    RESUME_STEPS,
+    ROOT,
+    assert_same,
+    final_state,
+    records,
+    without_best,
+)
 
 pytestmark = pytest.mark.mujoco
 
@@ -42,13 +50,6 @@ def test_fork_without_changes_continues_exactly(parent: Path, tmp_path: Path) ->
     own = [e["return_mean"] for e in ev_b if e["step"] > step]
     assert b["counters"]["best_return"] == max(own)
     assert (tmp_path / "child" / "checkpoints" / "best.pt").is_file()
-
-
-def without_best(part: object) -> object:
-    """A state's part without the counters' ``best_return`` (a fork's starts afresh)."""
-    if isinstance(part, dict) and "best_return" in part:
-        return {k: v for k, v in part.items() if k != "best_return"}
-    return part
 
 
 def test_fork_changes_dreaming_settings_and_keeps_the_parent(parent: Path, tmp_path: Path) -> None:
