@@ -70,6 +70,31 @@ def test_plan_runs_names_and_overrides(tmp_path: Path) -> None:
         plan_runs([HALFCHEETAH], [0], ["baseline"], ["train.sed=1"], tmp_path)
 
 
+def test_runs_without_gpus_run_on_the_cpu(tmp_path: Path) -> None:
+    """``train.device: auto`` becomes ``cpu`` without GPUs per run (Ray need not hide a node's
+    GPUs from such a task); a CUDA device then is refused, and with GPUs ``auto`` stays."""
+    (run,) = plan_runs([HALFCHEETAH], [0], ["baseline"], [], tmp_path)
+    assert run.cfg["train"]["device"] == "cpu"
+    (run,) = plan_runs([HALFCHEETAH], [0], ["baseline"], [], tmp_path, 1, 0.5)
+    assert run.cfg["train"]["device"] == "auto"
+    with pytest.raises(SweepError, match=r"train\.device=cuda needs --gpus-per-run > 0"):
+        plan_runs([HALFCHEETAH], [0], ["baseline"], ["train.device=cuda"], tmp_path)
+
+
+def test_a_crashed_run_still_held_by_a_trainer_is_not_moved_aside(tmp_path: Path) -> None:
+    from spiking_dreamer.training.run_dir import lock_run_dir
+
+    spec = _spec(tmp_path)
+    spec.run_dir.mkdir(parents=True)
+    (spec.run_dir / "config.yaml").write_text("x: 1\n")  # files, no training state: crashed
+    with lock_run_dir(spec.run_dir):  # e.g. the previous session's worker, still running
+        result = run_one(spec, 1)
+    assert result["status"] == "failed"
+    assert "another process is training in" in result["error"]
+    assert spec.run_dir.is_dir()
+    assert not list(tmp_path.glob("runs/*.failed-*"))
+
+
 def test_config_differences_ignores_log_threads_and_device() -> None:
     a = {"train": {"seed": 0, "threads": 1, "device": "cpu"}, "log": {"wandb": False}}
     b = {"train": {"seed": 1, "threads": 2, "device": "auto"}, "log": {"wandb": True}}

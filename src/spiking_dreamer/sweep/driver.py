@@ -85,7 +85,9 @@ class Sweep:
         self.address, self.num_cpus, self.poll_s = address, num_cpus, poll_s
         self.out = out or sys.stderr
         self.command = command or " ".join(shlex.quote(a) for a in sys.argv)
-        self.runs = plan_runs(configs, seeds, arms, overrides, self.exp_dir, cpus_per_run)
+        self.runs = plan_runs(
+            configs, seeds, arms, overrides, self.exp_dir, cpus_per_run, gpus_per_run
+        )
         self.wandb = any(r.cfg["log"]["wandb"] for r in self.runs)
         self.session = uuid.uuid4().hex
         self.manifest_path = self.exp_dir / "manifest.json"

@@ -96,8 +96,13 @@ def plan_runs(
     overrides: Sequence[str],
     exp_dir: Path,
     threads: int = 1,
+    gpus: float = 0.0,
 ) -> list[RunSpec]:
-    """Every (config, arm, seed) run; loads and validates each config (raises ConfigError)."""
+    """Every (config, arm, seed) run; loads and validates each config (raises ConfigError).
+
+    Without GPUs per run (``gpus`` 0, Ray's default), ``train.device: auto`` becomes ``cpu``:
+    Ray need not hide a node's GPUs from a task that asked for none, and its runs would share
+    them unaccounted. A CUDA device without GPUs per run is a :class:`SweepError`."""
     stems = [Path(c).stem for c in configs]
     if len(set(stems)) != len(stems):
         raise SweepError(f"config file names must differ (run names use them): {list(configs)}")
@@ -112,6 +117,12 @@ def plan_runs(
                         "world_model.use=dreams",
                     ]
                     cfg = load_config(config, extra)
+                if gpus == 0 and cfg.train.device != "cpu":
+                    if cfg.train.device != "auto":
+                        raise SweepError(
+                            f"{config}: train.device={cfg.train.device} needs --gpus-per-run > 0"
+                        )
+                    cfg = cfg.replace(train={"device": "cpu"})
                 name = f"{stem}__{arm}__s{seed}"
                 runs.append(
                     RunSpec(name, config, arm, seed, exp_dir / "runs" / name, cfg.to_dict())

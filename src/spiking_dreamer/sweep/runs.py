@@ -145,6 +145,7 @@ def run_one(
     """
     import torch
 
+    from spiking_dreamer.training.run_dir import lock_run_dir
     from spiking_dreamer.training.trainer import Trainer
 
     run_dir = spec.run_dir
@@ -182,8 +183,9 @@ def run_one(
                 trainer = Trainer.resume(run_dir, settings)  # this sweep's logging and threads
                 result["action"] = f"resumed at step {trainer.step}"
             else:
-                if state == "crashed":
-                    moved = move_aside(run_dir)
+                if state == "crashed":  # unless a trainer still holds it (RunDirError)
+                    with contextlib.closing(lock_run_dir(run_dir)):
+                        moved = move_aside(run_dir)
                     print(f"{run_dir} has no training state: moved to {moved}, starting afresh")
                     result["action"] = f"restarted (old directory moved to {moved.name})"
                 else:

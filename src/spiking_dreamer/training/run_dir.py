@@ -8,6 +8,7 @@ training states; ``best.pt`` and ``last.pt``: actor checkpoints). A fork also ha
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
@@ -142,13 +143,18 @@ def lock_run_dir(run_dir: Path) -> IO[str]:
     """Hold ``run_dir/.lock`` until the returned file is closed or the process ends, so that
     two processes never train in one run directory at once (e.g. a run resumed twice).
 
+    A file system without locks (some network mounts) gives a warning and no lock.
+
     Raises:
         RunDirError: another process holds it.
     """
     f = (run_dir / ".lock").open("w")
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            print(f"warning: {run_dir} cannot be locked here ({e.strerror}); training unlocked")
+            return f
         f.close()
         raise RunDirError(
             f"another process is training in {run_dir}: wait for it to end, or stop it first"
