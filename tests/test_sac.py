@@ -275,6 +275,40 @@ def test_an_update_moves_the_actor_critic_and_target_and_the_log_std_at_its_rate
     assert agent.update_counts == {"critic": 1, "actor": 1, "target": 1, "env_steps": 0}
 
 
+def test_the_actor_loss_is_alpha_log_pi_minus_the_smaller_q_by_hand() -> None:
+    """``mean_b (alpha log pi(a|s) - min_i Q_i(s, a))`` for the reparameterised sample with eps
+    from the agent's generator, log pi from ``torch.distributions``, before the step."""
+    agent = tiny_sac(sac=SACConfig(alpha=0.5, auto_alpha=False, log_std_hidden_sizes=(16,)))
+    batch = _batch()
+    state = agent.generator.get_state()
+    with torch.no_grad():
+        dist = agent.actor.gaussian(batch.obs)
+        eps = torch.randn(8, 2, generator=torch.Generator().set_state(state))
+        a = torch.tanh(dist.mean + dist.log_std.exp() * eps)  # bounds ±1
+        logp = _reference(dist.mean, dist.log_std, torch.ones(2), torch.zeros(2)).log_prob(a)
+        q = agent.critic(agent.actor.obs_normalizer(batch.obs), a)
+    want = (0.5 * logp.sum(-1) - torch.minimum(q[0], q[1])).mean()
+    agent.actor_update(batch)
+    assert agent.last_actor_loss.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-5)
+
+
+def test_the_critic_loss_is_the_sum_of_both_heads_mean_squared_td_errors() -> None:
+    agent = tiny_sac(sac=SACConfig(alpha=0.5, auto_alpha=False, log_std_hidden_sizes=(16,)))
+    batch = _batch()
+    state = agent.generator.get_state()
+    with torch.no_grad():
+        y = agent.critic_target_value(batch)
+        q = agent.critic(agent.actor.obs_normalizer(batch.obs), batch.action)
+    agent.generator.set_state(state)  # the update draws the same next-action noise
+    heads = [layer.weight.detach().clone() for layer in agent.critic.layers]
+    loss, _ = agent.critic_update(batch)
+    want = sum(((q[i] - y) ** 2).mean() for i in range(2))
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    for before, layer in zip(heads, agent.critic.layers, strict=True):
+        for i in range(2):  # each head's own weights moved
+            assert not torch.equal(before[i], layer.weight[i])
+
+
 def test_the_actor_step_leaves_the_critic_untouched() -> None:
     agent = tiny_sac()
     critic = copy.deepcopy(agent.critic.state_dict())

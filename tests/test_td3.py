@@ -30,6 +30,9 @@ def _batch(n: int = 8, obs_dim: int = 3, act_dim: int = 2, seed: int = 0) -> Bat
 def test_target_is_clipped_double_q_with_termination_mask() -> None:
     """Without target noise, y = r + gamma * (1 - terminated) * min(Q1', Q2')(s', pi'(s'))."""
     agent = tiny_td3(td3=TD3Config(target_noise=0.0, gamma=0.9))
+    with torch.no_grad():  # targets that differ from the online networks
+        for p in (*agent.actor_target.parameters(), *agent.critic_target.parameters()):
+            p.add_(0.1)
     batch = _batch()
     y = agent.critic_target_value(batch)
     with torch.no_grad():
@@ -213,3 +216,54 @@ def test_cuda_update_matches_cpu_and_never_waits_for_the_device() -> None:
         want = getattr(cpu, name).state_dict()
         for key, value in getattr(gpu, name).state_dict().items():
             torch.testing.assert_close(value.cpu(), want[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+class QuadraticCritic(torch.nn.Module):
+    """``Q_i(s, a) = -w_i |a - c|^2`` ``[2, B]``: a critic whose best action is ``c``."""
+
+    def __init__(self, c: float) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0, 3.0]))
+        self.c = c
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return -self.w[:, None] * (action - self.c).square().sum(-1)
+
+
+def test_the_actor_step_minimises_minus_q1_of_its_action() -> None:
+    """The loss of an actor step is ``-mean_b Q_1(s, pi(s))`` before the step (Q_1, not Q_2
+    nor their minimum), and steps move pi(s) towards the critic's best action."""
+    from spiking_dreamer.agent import TD3, PopSpikingActor
+
+    torch.manual_seed(0)
+    high = torch.ones(2)
+    actor = PopSpikingActor(3, -high, high, tiny_td3().actor.cfg)
+    agent = TD3(actor, QuadraticCritic(0.3), TD3Config(actor_lr=1e-2), torch.Generator())
+    batch = _batch(n=16)
+    with torch.no_grad():
+        before = actor(batch.obs)
+    agent.actor_update(batch)
+    want = ((before - 0.3).square().sum(-1)).mean()  # -Q_1 with w_1 = 1
+    assert agent.last_actor_loss.item() == pytest.approx(want.item(), rel=1e-5)
+    for _ in range(30):
+        agent.actor_update(batch)
+    with torch.no_grad():
+        after = actor(batch.obs)
+    assert (after - 0.3).square().sum(-1).mean() < 0.5 * want
+
+
+def test_the_critic_loss_is_the_sum_of_both_heads_mean_squared_td_errors() -> None:
+    """``sum_i mean_b (Q_i(s, a) - y)^2`` with y from the target networks, and both heads
+    trained."""
+    agent = tiny_td3(td3=TD3Config(target_noise=0.0, gamma=0.9))
+    batch = _batch()
+    with torch.no_grad():
+        y = agent.critic_target_value(batch)
+        q = agent.critic(agent.actor.obs_normalizer(batch.obs), batch.action)
+    heads = [layer.weight.detach().clone() for layer in agent.critic.layers]
+    loss, _ = agent.critic_update(batch)
+    want = sum(((q[i] - y) ** 2).mean() for i in range(2))
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    for before, layer in zip(heads, agent.critic.layers, strict=True):
+        for i in range(2):  # each head's own weights moved
+            assert not torch.equal(before[i], layer.weight[i])
