@@ -743,6 +743,29 @@ def test_reward_weight_scales_the_reward_outputs_loss_by_hand(
     assert model.mse(torch.zeros(4, OBS + ACT), y).allclose(torch.full((E,), (OBS + 4) / out))
 
 
+def test_gaussian_nll_by_hand_with_nonzero_log_variances(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per output ``(mean - y)^2 exp(-logvar) + logvar`` (mbrl-lib's NLL without its constant):
+    error 2 at logvar ln 2 gives 4 / 2 + ln 2; error 1 at logvar -1 gives e - 1. Its gradient
+    in logvar is ``1 - err^2 exp(-logvar)``: negative where the error outgrows the variance."""
+    out = OBS + 1
+    y = torch.zeros(E, 4, out)
+    mean = torch.full((E, 4, out), 2.0)
+    mean[..., -1] = 1.0
+    logvar = torch.full((E, 4, out), math.log(2.0))
+    logvar[..., -1] = -1.0
+    logvar.requires_grad_(True)
+    model = spiking("gaussian")
+    monkeypatch.setattr(model, "forward_normalized", lambda x: (mean, logvar))
+    loss = model.loss(torch.zeros(E, 4, OBS + ACT), y)
+    penalty = 0.01 * (model.max_logvar.sum() - model.min_logvar.sum()) / E
+    expected = (OBS * (4 / 2 + math.log(2.0)) + (math.e - 1)) / out
+    torch.testing.assert_close(loss - penalty, torch.full((E,), expected))
+    loss.sum().backward()
+    n = 4 * out  # the mean over rows and outputs
+    torch.testing.assert_close(logvar.grad[0, 0, 0], torch.tensor((1 - 4 / 2) / n))
+    torch.testing.assert_close(logvar.grad[0, 0, -1], torch.tensor((1 - math.e) / n))
+
+
 def test_all_voltages_readout_makes_the_output_continuous_in_the_input() -> None:
     # behind binary spikes a tiny input change moves the last block's readout only where a
     # spike flips; the first block's voltages follow the receptive fields continuously
