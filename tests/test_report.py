@@ -28,6 +28,7 @@ from spiking_dreamer.report import (
     stratified_bootstrap_ci,
     write_report,
 )
+from spiking_dreamer.report.stats import bootstrap_bands
 
 # ----------------------------------------------------------------------------- statistics
 
@@ -82,6 +83,29 @@ def test_bootstrap_ci_contains_estimate_and_is_deterministic() -> None:
     assert lo_i <= iqm(x) <= hi_i
     assert bootstrap_ci([2.5], mean) == (2.5, 2.5)
     assert bootstrap_ci([1.0, 1.0, 1.0], mean) == (1.0, 1.0)
+
+
+def test_bootstrap_intervals_are_the_exact_bootstrap_distributions_95_percent_quantiles() -> None:
+    """For the values 0..9 the bootstrap distribution of the mean is exactly known: the sum of
+    10 uniform draws from 0..9 (a 10-fold convolution). Its 2.5% and 97.5% quantiles are 2.7
+    and 6.3 (at 90%: 3.0 and 6.0); 200,000 resamples find them, and so do the curve bands."""
+    x = np.arange(10.0)
+    counts = np.array([1.0])
+    for _ in range(10):
+        counts = np.convolve(counts, np.ones(10))
+    cdf = np.cumsum(counts) / counts.sum()
+
+    def quantile(p: float) -> float:
+        return int(np.searchsorted(cdf, p)) / 10  # the smallest mean whose CDF reaches p
+
+    exact = quantile(0.025), quantile(0.975)
+    assert exact == (2.7, 6.3)
+    assert bootstrap_ci(x, mean, reps=200_000, seed=0) == pytest.approx(exact)
+    at_90 = bootstrap_ci(x, mean, reps=200_000, seed=0, level=0.9)
+    assert at_90 == pytest.approx((quantile(0.05), quantile(0.95)))
+    lo, hi = bootstrap_bands(np.repeat(x[:, None], 3, axis=1), reps=200_000, seed=0)
+    np.testing.assert_allclose(lo, [2.7] * 3)
+    np.testing.assert_allclose(hi, [6.3] * 3)
 
 
 def test_stratified_bootstrap_resamples_within_groups() -> None:
