@@ -47,6 +47,23 @@ def test_sample_is_reproducible_and_typed() -> None:
     assert torch.equal(b1.terminated, (b1.reward % 2 == 0).float())
 
 
+@pytest.mark.parametrize(("adds", "stored"), [(3, [0, 1, 2]), (5, [2, 3, 4]), (2, [0, 1])])
+def test_samples_are_uniform_over_exactly_the_stored_transitions(
+    adds: int, stored: list[int]
+) -> None:
+    """Capacity 3: each stored transition (the newest included, after wrapping the oldest
+    gone) is drawn 1/n of the time: 3,000 draws give each of 3 rows 1,000 +- 150 (5 sigma is
+    about 130), and nothing else."""
+    buf = ReplayBuffer(3, 2, 1)
+    for i in range(adds):
+        _add(buf, i)
+    draws = buf.sample(3000, torch.Generator().manual_seed(0)).reward
+    values, counts = torch.unique(draws, return_counts=True)
+    assert values.tolist() == [float(i) for i in stored]
+    expect = 3000 / len(stored)
+    assert all(abs(c - expect) < 150 for c in counts.tolist()), counts.tolist()
+
+
 def test_empty_buffer_refuses_to_sample() -> None:
     with pytest.raises(ValueError, match="empty"):
         ReplayBuffer(3, 1, 1).sample(2, torch.Generator())

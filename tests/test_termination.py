@@ -230,11 +230,35 @@ def test_matches_real_env_on_perturbed_states(env_id: str, kwargs: dict[str, Any
             wrong = torch.nonzero(pred != batch["terminated"]).flatten().tolist()
             assert not wrong, f"{env_id} {kwargs}: mismatch at {wrong[:10]}"
         assert pred.shape == batch["terminated"].shape
+    if not kwargs and env_id in TERMINATION_FNS:  # the exported default function, too
+        pred = TERMINATION_FNS[env_id](batch["obs"], batch["action"], batch["next_obs"])
+        assert torch.equal(pred, batch["terminated"]), env_id
     if kwargs.get("terminate_when_unhealthy", True):
         assert batch["terminated"].any()
         assert not batch["terminated"].all()
     else:
         assert not batch["terminated"].any()
+
+
+@pytest.mark.mujoco
+@pytest.mark.parametrize("angle", [0.05, 0.15])
+def test_hoppers_state_range_covers_its_torso_angle(angle: float) -> None:
+    """gymnasium checks ``healthy_state_range`` on ``state_vector()[2:]``, which starts with
+    the torso angle (observation index 1): with the state range (-0.1, 0.1) and the angle range
+    (-0.5, 0.5), an angle of 0.15 terminates and 0.05 does not, in the env and here."""
+    kwargs = {"healthy_state_range": (-0.1, 0.1), "healthy_angle_range": (-0.5, 0.5)}
+    env = _make("Hopper-v5", kwargs)
+    u = env.unwrapped
+    env.reset(seed=0)
+    u.do_simulation = lambda ctrl, n_frames: None
+    qpos, qvel = np.zeros(u.model.nq), np.zeros(u.model.nv)
+    qpos[1], qpos[2] = 1.25, angle  # z, torso angle
+    u.set_state(qpos, qvel)
+    obs, _, terminated, _, _ = u.step(np.zeros(3))
+    env.close()
+    assert terminated == (angle > 0.1)
+    o = torch.as_tensor(obs)[None]
+    assert termination_fn("Hopper-v5", kwargs)(o, torch.zeros(1, 3), o).item() == terminated
 
 
 @pytest.mark.mujoco

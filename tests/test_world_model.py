@@ -304,6 +304,41 @@ def test_normalizers_travel_with_the_state_dict(name: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def test_fitting_the_normalisers_forgets_the_previous_phases_data() -> None:
+    """Each phase refits the normalisers to the data it is given: 10 rows of zeros, then 4 rows
+    of twos, leave count 4, mean 2 and variance 0 (not 14, 4/7, 0.82)."""
+    model = SpikingEnsembleModel(OBS, ACT, tiny_cfg())
+    for rows, value in ((10, 0.0), (4, 2.0)):
+        obs, action = torch.full((rows, OBS), value), torch.full((rows, ACT), value)
+        model.fit_normalizers(obs, action, obs + 1.0, torch.full((rows,), value))
+    for norm in (model.input_normalizer, model.target_normalizer):
+        assert norm.count.item() == 4
+    torch.testing.assert_close(
+        model.input_normalizer.mean, torch.full((OBS + ACT,), 2.0, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        model.input_normalizer.var, torch.zeros(OBS + ACT, dtype=torch.float64)
+    )
+    target_mean = torch.tensor([1.0] * OBS + [2.0], dtype=torch.float64)  # the change, the reward
+    torch.testing.assert_close(model.target_normalizer.mean, target_mean)
+
+
+def test_elites_are_ranked_by_the_last_holdout_not_by_each_members_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scripted hold-out scores: [1..5] at step 5, then [5..1] at step 10 and at the end. The
+    members' best scores become [1, 2, 3, 2, 1], but the elites are those of the final model:
+    members 4 and 3."""
+    e, k = 5, 2
+    cfg = tiny_cfg(ensemble_size=e, num_elites=k, train_steps=12, holdout_every=5)
+    torch.manual_seed(0)
+    model = SpikingEnsembleModel(OBS, ACT, cfg)
+    script = iter([torch.arange(1.0, 6.0), torch.arange(5.0, 0.0, -1), torch.arange(5.0, 0.0, -1)])
+    monkeypatch.setattr(model, "mse", lambda x, y: next(script))
+    ModelTrainer(model, cfg, torch.Generator().manual_seed(0)).train_phase(random_buffer())
+    assert model.elites.tolist() == [4, 3]
+
+
 @pytest.mark.parametrize("offset", [None, "descending"])
 def test_elites_are_lowest_holdout_members(
     monkeypatch: pytest.MonkeyPatch, offset: str | None
