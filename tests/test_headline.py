@@ -175,3 +175,37 @@ def test_outputs_that_are_the_spec_or_each_other_are_refused(tmp_path, which):
     assert ("is also an input" if which == "spec" else "name the same file") in proc.stderr
     assert spec.read_text() == before
     assert not (tmp_path / "out").exists()
+
+
+def test_aims_at_exactly_the_aim_and_a_zero_delta_are_said_right(tmp_path):
+    """A mean exactly at the aim has reached it; a seed exactly level with the control is
+    not ahead of it."""
+    hc = load_benchmark("headline")
+    level = _result(tmp_path / "b.json", {"3": [0, 4_000, 10_000], "4": [0, 5_000, 6_000]}, None)
+    spec = hc.load_spec(
+        _spec(tmp_path, arms=[{"label": "m", "file": level, "model": True}]), tmp_path
+    )
+    rows = hc.task_rows(spec["tasks"][0], spec["at"])
+    said = hc.aims(spec["tasks"][0], rows, spec["at"])
+    assert "m: 8,000 at 100K against the aim of 8,000, reached" in said  # (10,000 + 6,000) / 2
+    assert any(s.startswith("m: not ahead of its real-only control") for s in said)  # Δ 0 on 4
+
+
+def test_p_improvement_uses_every_control_seed_and_wall_time_is_the_median(tmp_path):
+    """P(arm > control) over all pairs, the control's third seed included: arm (9,000, 5,000)
+    against control (5,000, 6,000, 10,000) is (1 + 1 + 0 + 0.5 + 0 + 0) / 6; the control's
+    wall time is the median of 1, 1 and 10 hours."""
+    hc = load_benchmark("headline")
+    control = _result(
+        tmp_path / "c3.json", {"3": [0, 1, 5_000], "4": [0, 1, 6_000], "5": [0, 1, 10_000]}, None
+    )
+    data = json.loads((tmp_path / control).read_text())
+    for seed, hours in (("3", 1), ("4", 1), ("5", 10)):
+        data["seeds"][seed]["wall_time_s"] = hours * 3600.0
+    (tmp_path / control).write_text(json.dumps(data))
+    spec = hc.load_spec(_spec(tmp_path, control={"label": "real-only", "file": control}), tmp_path)
+    rows = hc.task_rows(spec["tasks"][0], spec["at"])
+    assert rows[1]["p_improvement"]["p"] == pytest.approx(2.5 / 6)
+    table = hc.markdown(spec["tasks"], [rows], spec["at"])
+    control_line = next(line for line in table.splitlines() if "(real-only control)" in line)
+    assert control_line.endswith("| 1.0 h |")

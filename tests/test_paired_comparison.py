@@ -154,3 +154,30 @@ def test_outputs_that_are_inputs_or_unplottable_are_refused(tmp_path, outputs, m
     assert message in proc.stderr
     assert control.read_text() == before
     assert not (tmp_path / "out").exists()
+
+
+def test_arm_stats_iqm_trims_the_outlier_and_its_interval_too():
+    """IQM of (1, 2, 4, 5, 100) drops one value at each end: 11 / 3 (the median would be 4, the
+    mean 22.4). For eleven zeros and one 1,000, a resample keeps the outlier inside the middle
+    half only if it draws it 4+ times in 12 (1.4%, within the 2.5% tail): the IQM's 95%
+    interval is (0, 0); the mean's is not."""
+    pc = _load()
+    five = {str(s): {100: v} for s, v in zip(range(3, 8), [1.0, 2.0, 4.0, 5.0, 100.0], strict=True)}
+    stats = pc.arm_stats(five, [100], [])["at_100"]
+    assert stats["iqm"] == pytest.approx(11 / 3)
+    assert stats["mean"] == pytest.approx(22.4)
+    twelve = {str(s): {100: 1000.0 if s == 0 else 0.0} for s in range(12)}
+    stats = pc.arm_stats(twelve, [100], [])["at_100"]
+    assert stats["iqm_ci95"] == [0.0, 0.0]
+    assert stats["ci95"][1] > 0
+
+
+def test_paired_means_are_over_the_seeds_both_sides_have():
+    """The arm has seeds 3, 4, 5 and the reference 3, 4: every paired figure uses 3 and 4."""
+    pc = _load()
+    arm = {"3": {100: 10.0}, "4": {100: 20.0}, "5": {100: 1000.0}}
+    ref = {"3": {100: 1.0}, "4": {100: 2.0}}
+    out = pc.compare(ref, arm, [100], (0, 100))["at_100"]
+    assert out["mean"] == pytest.approx(15.0)
+    assert out["reference_mean"] == pytest.approx(1.5)
+    assert out["per_seed_delta"] == [9.0, 18.0]
