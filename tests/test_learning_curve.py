@@ -64,7 +64,8 @@ def test_a_seed_record_keeps_the_last_model_metrics(tmp_path):
     records = [
         {"step": 2500, "model/holdout_mse": 0.5, "dream/acceptance": 1.0, "train/q_mean": 3.0},
         {"step": 5000, "model/holdout_mse": 0.25, "vg/objective": -2.0},
-        {"step": 5000, "time/env_steps_per_s": 12.0},
+        {"step": 2500, "time/env_steps_per_s": 10.0},
+        {"step": 5000, "time/env_steps_per_s": 12.0},  # the latest rate is the run's
     ]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     run = lc.read_run(tmp_path, 5000)
@@ -167,3 +168,26 @@ def test_a_fork_whose_parent_state_is_gone_is_refused_not_waited_for(tmp_path, m
     torch.save({"counters": {"step": 8000}}, parent / "checkpoints" / "state.pt.prev")
     with pytest.raises(RuntimeError, match="the state to fork is gone"):
         lc.parent_ready(args, 0)
+
+
+def test_aggregate_by_hand_over_the_steps_every_seed_has():
+    """Seed 4 stopped at 5,000: the curve ends there, with both seeds. The mean of (0, 0, 3) is
+    1 (not the median 0); the spread is the sample standard deviation (ddof 1)."""
+    lc = _load()
+
+    def run(steps, returns, sps):
+        return {"steps": steps, "return_mean": returns, "env_steps_per_s": sps}
+
+    runs = {
+        3: run([0, 5000, 10000], [0.0, 5003.0, 9000.0], 10.0),
+        4: run([0, 5000], [0.0, 5004.0], 12.0),
+    }
+    agg = lc.aggregate(runs)
+    assert [p["step"] for p in agg["curve"]] == [0, 5000]
+    final = agg["final"]
+    assert final["per_seed"] == [5003.0, 5004.0]
+    assert final["mean"] == pytest.approx(5003.5)
+    assert final["std_across_seeds"] == pytest.approx(0.5**0.5)
+    assert agg["env_steps_per_s_median"] == pytest.approx(11.0)
+    three = {s: run([0], [v], None) for s, v in ((3, 0.0), (4, 0.0), (5, 3.0))}
+    assert lc.aggregate(three)["final"]["mean"] == pytest.approx(1.0)
