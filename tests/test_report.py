@@ -366,6 +366,50 @@ def test_report_of_a_synthetic_experiment(synthetic_exp: Path) -> None:
         assert root.tag.endswith("svg")
 
 
+def test_report_figures_by_hand(synthetic_exp: Path) -> None:
+    """Curve means, a threshold of 0 (reached at step 0), a budget one seed lacks (no mean
+    from the other alone), and the cross-task IQM of TD3-normalised final returns, each
+    recomputed here from the runs' values."""
+    report = write_report(
+        synthetic_exp, reps=200, budgets=[100_000], thresholds={"halfcheetah": [0.0, 8000.0]}
+    )
+    hc = next(t for t in report["tasks"] if t["task"] == "halfcheetah")
+    ant = next(t for t in report["tasks"] if t["task"] == "ant")
+    for arm in ("dreaming", "baseline"):
+        by_seed = np.array([HC[(arm, s)] for s in range(5)], dtype=float)
+        got = [c["mean"] for c in hc["arms"][arm]["curve"]]
+        np.testing.assert_allclose(got, by_seed.mean(0))  # baseline: 0, 4140, 6540, 8400
+        first = hc["arms"][arm]["steps_to_threshold"][0]
+        assert (first["step"], first["per_seed"]) == (0, [0] * 5)
+    lacking = [b for b in ant["arms"]["baseline"]["return_at"] if b["step"] == 100_000]
+    assert lacking == [{"step": 100_000, "reached_by": 1, "n_seeds": 2}]  # no mean of one seed
+    finals = {
+        "dreaming": {"halfcheetah": [10100, 9900, 10000, 10200, 10300], "ant": [1000, 1500]},
+        "baseline": {"halfcheetah": [8000, 9000, 7000, 9500, 8500], "ant": [800, 700]},
+    }
+    lo_hi = {"halfcheetah": (-289.4, 10574.0), "ant": (-70.3, 3942.0)}  # TD3's v4 constants
+    for arm, tasks in finals.items():
+        scores = np.concatenate(
+            [(np.array(v) - lo_hi[t][0]) / (lo_hi[t][1] - lo_hi[t][0]) for t, v in tasks.items()]
+        )
+        kept = np.sort(scores)[1:-1]  # 7 scores: the IQM drops floor(7 / 4) = 1 at each end
+        assert report["aggregate"]["iqm"][arm]["iqm"] == pytest.approx(kept.mean())
+
+
+def test_an_arms_final_iqm_interval_trims_like_the_iqm(tmp_path: Path) -> None:
+    """Eleven seeds at 0 and one at 1,000: a resample keeps the outlier in the middle half only
+    if it draws it 4+ times in 12 (1.4%, inside the 2.5% tail), so the IQM's 95% interval is
+    (0, 0); the mean's is not."""
+    exp = tmp_path / "exp"
+    for seed in range(12):
+        last = 1000.0 if seed == 0 else 0.0
+        _write_run(exp, f"hc__dreaming__s{seed}", "HalfCheetah-v5", 100, [0, 100], [0.0, last])
+    report = write_report(exp, reps=2000, figures=False)
+    final = report["tasks"][0]["arms"]["dreaming"]["final"]
+    assert final["iqm_ci95"] == [0.0, 0.0]
+    assert final["ci95"][1] > 0
+
+
 def test_report_cli_options_and_errors(
     synthetic_exp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
