@@ -295,6 +295,8 @@ def test_energy_report_on_a_hand_built_network() -> None:
     layers = report["layers"]
     # spikes per action x fan-out: 8 x 4, 8 x 3, 4 x 4
     assert [la["sops_per_action"] for la in layers] == [32, 24, 16]
+    assert [la["input_population"] for la in layers] == ["encoder", "hidden-1", "hidden-2"]
+    assert [la["input_firing_rate"] for la in layers] == pytest.approx([2 / 6, 2 / 4, 1 / 3])
     assert [la["dense_sops_per_action"] for la in layers] == [4 * 6 * 4, 4 * 4 * 3, 4 * 3 * 4]
     # ANN 2 -> 4 -> 3 -> 2
     assert [la["ann_macs_per_action"] for la in layers] == [8, 12, 6]
