@@ -10,6 +10,7 @@ from types import ModuleType
 import torch
 
 from spiking_dreamer.agent import SAC, TD3, PopSpikingActor, TwinQCritic, build_actor
+from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import KIND_DEFAULTS, ActorConfig, Config, SACConfig, TD3Config
 from spiking_dreamer.files import read_jsonl
 from spiking_dreamer.training.checkpoint import load_state_file
@@ -156,6 +157,20 @@ def assert_same(a: object, b: object, path: str = "") -> None:
             assert_same(x, y, f"{path}[{i}]")
     else:
         assert a == b, path
+
+
+def check_twin_critic_step(
+    agent: TD3 | SAC, batch: Batch, y: torch.Tensor, q: torch.Tensor
+) -> None:
+    """One critic step of ``agent`` on ``batch`` has the loss ``sum_i mean_b (Q_i - y)^2`` of
+    ``q`` ``[2, B]`` and ``y`` ``[B]`` computed before it, and moves each twin head's weights."""
+    heads = [layer.weight.detach().clone() for layer in agent.critic.layers]
+    loss, _ = agent.critic_update(batch)
+    want = sum(((q[i] - y) ** 2).mean() for i in range(2))
+    assert abs(loss.item() - want.item()) <= 1e-5 * abs(want.item())
+    for before, layer in zip(heads, agent.critic.layers, strict=True):
+        for i in range(2):
+            assert not torch.equal(before[i], layer.weight[i])
 
 
 def without_best(part: object) -> object:

@@ -38,7 +38,7 @@ from spiking_dreamer.dreaming.value_gradient import (
     value_gradient_loss,
 )
 
-from .helpers import TINY_ACTOR, tiny_sac
+from .helpers import TINY_ACTOR, check_twin_critic_step, tiny_sac
 from .test_value_gradient import (
     BETA,
     GAMMA,
@@ -300,13 +300,7 @@ def test_the_critic_loss_is_the_sum_of_both_heads_mean_squared_td_errors() -> No
         y = agent.critic_target_value(batch)
         q = agent.critic(agent.actor.obs_normalizer(batch.obs), batch.action)
     agent.generator.set_state(state)  # the update draws the same next-action noise
-    heads = [layer.weight.detach().clone() for layer in agent.critic.layers]
-    loss, _ = agent.critic_update(batch)
-    want = sum(((q[i] - y) ** 2).mean() for i in range(2))
-    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
-    for before, layer in zip(heads, agent.critic.layers, strict=True):
-        for i in range(2):  # each head's own weights moved
-            assert not torch.equal(before[i], layer.weight[i])
+    check_twin_critic_step(agent, batch, y, q)
 
 
 def test_the_actor_step_leaves_the_critic_untouched() -> None:

@@ -13,7 +13,7 @@ from spiking_dreamer.agent import polyak_update
 from spiking_dreamer.buffers import Batch
 from spiking_dreamer.config import TD3Config
 
-from .helpers import tiny_td3
+from .helpers import check_twin_critic_step, tiny_td3
 
 
 def _batch(n: int = 8, obs_dim: int = 3, act_dim: int = 2, seed: int = 0) -> Batch:
@@ -260,10 +260,4 @@ def test_the_critic_loss_is_the_sum_of_both_heads_mean_squared_td_errors() -> No
     with torch.no_grad():
         y = agent.critic_target_value(batch)
         q = agent.critic(agent.actor.obs_normalizer(batch.obs), batch.action)
-    heads = [layer.weight.detach().clone() for layer in agent.critic.layers]
-    loss, _ = agent.critic_update(batch)
-    want = sum(((q[i] - y) ** 2).mean() for i in range(2))
-    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
-    for before, layer in zip(heads, agent.critic.layers, strict=True):
-        for i in range(2):  # each head's own weights moved
-            assert not torch.equal(before[i], layer.weight[i])
+    check_twin_critic_step(agent, batch, y, q)
