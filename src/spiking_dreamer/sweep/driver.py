@@ -39,6 +39,15 @@ def import_ray() -> Any:
     return import_extra("ray", "spiking-dreamer sweep", "sweep")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset, ``taskset``), not
+    every CPU of the host."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def _exclusive(exp_dir: Path) -> Iterator[None]:
     """Hold ``<exp>/.sweep.lock`` so that two sweeps never drive one experiment at once."""
@@ -232,7 +241,7 @@ class Sweep:
             return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive", True)]
         import torch
 
-        cpus = self.num_cpus or os.cpu_count() or 1
+        cpus = self.num_cpus or usable_cpus()
         return [{"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}]
 
     def check_resources(self, ray: Any) -> None:
@@ -283,7 +292,7 @@ class Sweep:
                 ) from None
         else:
             ray.init(
-                num_cpus=self.num_cpus or os.cpu_count(),
+                num_cpus=self.num_cpus or usable_cpus(),
                 include_dashboard=False,
                 log_to_driver=False,
             )
