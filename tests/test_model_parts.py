@@ -138,7 +138,9 @@ class _Objective:
         self.actor_calls = self.critic_calls = 0
         self.losses: list[Tensor] = []
 
-    def actor_objective(self, actor, critic, obs_normalizer, gamma) -> ActorObjective:
+    def actor_objective(
+        self, actor, critic, obs_normalizer, gamma, actor_step=True
+    ) -> ActorObjective:
         self.actor_calls += 1
         loss = actor(self.obs).square().mean()
         self.losses.append(loss.detach())
@@ -205,7 +207,7 @@ def test_an_unusable_objective_takes_no_actor_step_but_moves_the_targets() -> No
     agent = tiny_td3(td3=TD3Config(policy_delay=1))
     objective = _Objective(torch.randn(5, 3), critic_on_real_batches=True)
     real = objective.actor_objective
-    objective.actor_objective = lambda *a: real(*a)._replace(usable=False)  # type: ignore
+    objective.actor_objective = lambda *a, **kw: real(*a, **kw)._replace(usable=False)  # type: ignore
     before = {k: v.clone() for k, v in agent.actor.state_dict().items()}
     agent.train(2, lambda: _batch(0), objective)
     assert agent.update_counts["actor"] == 0

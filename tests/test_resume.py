@@ -15,7 +15,7 @@ import torch
 from spiking_dreamer.config import ConfigError
 from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.errors import RunDirError
-from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file
+from spiking_dreamer.training.checkpoint import CheckpointError, load_state_file, read_state
 from spiking_dreamer.training.trainer import Trainer
 
 from .helpers import RESUME_ARGS, RESUME_STEPS, ROOT, TINY, assert_same, final_state, records
@@ -116,8 +116,15 @@ def test_corrupt_newest_state_falls_back_to_the_previous(tmp_path: Path) -> None
     state, used, problems = load_state_file(path)
     assert used.name == "state.pt.prev"
     assert problems
-    assert state["counters"]["step"] < 250
+    step = state["counters"]["step"]
+    assert step < 250
+    # the resume sets the corrupt file aside, so its next save keeps the good one as .prev
+    Trainer.resume(tmp_path / "run").run()
+    assert path.with_name("state.pt.corrupt").read_bytes() == bytes(raw)
+    assert read_state(path)["counters"]["step"] == 250
+    assert read_state(path.with_name("state.pt.prev"))["counters"]["step"] == step
     path.with_name("state.pt.prev").write_bytes(b"truncated")
+    path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="no usable training state"):
         load_state_file(path)
 

@@ -3,8 +3,11 @@ tiny sweeps on a local Ray instance, followed by a report of them."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -367,3 +370,55 @@ def test_a_failing_run_is_reported_and_the_others_finish(
     err = capsys.readouterr().err
     assert "idp__dreaming__s0: FAILED: TerminationError" in err
     assert "failed: idp__dreaming__s0" in err
+
+
+@pytest.mark.slow
+@pytest.mark.mujoco
+def test_a_sweep_whose_nodes_leave_cancels_its_runs_instead_of_waiting_forever(
+    tmp_path: Path,
+) -> None:
+    """The only node with room for a run leaves mid-run: Ray would keep the run's retry
+    pending forever; the sweep cancels it and ends, the run resumable."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from spiking_dreamer.sweep.driver import Sweep
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=2)
+    exp, out = tmp_path / "exp", io.StringIO()
+    status = exp / "status" / "pendulum__baseline__s0.json"
+
+    def leave_once_the_run_started() -> None:
+        deadline = time.monotonic() + 120
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        cluster.remove_node(worker)
+
+    try:
+        ray.init(address=cluster.address, log_to_driver=False)
+        sweep = Sweep(
+            [_pendulum_config(tmp_path)],
+            [0],
+            ["baseline"],
+            exp,
+            overrides=["train.total_steps=1000000", "log.tensorboard=false"],
+            cpus_per_run=2,
+            poll_s=0.2,
+            out=out,
+            node_grace_s=1.0,
+        )
+        result: list[dict] = []
+        driver = threading.Thread(target=lambda: result.append(sweep.run()), daemon=True)
+        driver.start()
+        leave_once_the_run_started()
+        driver.join(timeout=300)
+        assert not driver.is_alive(), "the sweep still waits for a run no node can take"
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    (run,) = result[0]["runs"]
+    assert run["status"] == "pending"
+    assert run["action"] == "cancelled"
+    assert "no node of the Ray cluster can take a run any more" in out.getvalue()
+    assert "--cpus-per-run 2 asks for more than there is: at most 1 CPUs" in out.getvalue()

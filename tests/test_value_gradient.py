@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from spiking_dreamer.agent import PopSpikingActor, TwinQCritic
 from spiking_dreamer.config import ValueGradientConfig, WorldModelConfig
+from spiking_dreamer.dreaming import ValueGradientLearner
 from spiking_dreamer.dreaming.model_env import model_transition
 from spiking_dreamer.dreaming.value_gradient import (
     StatePool,
@@ -358,15 +359,17 @@ def test_mve_targets_and_critic_loss_h2() -> None:
     torch.testing.assert_close(y[1, [0, 1, 3]], expected_y1)
 
     critic = QuadraticCritic()
-    loss = mve_critic_loss(traj, y, critic, nn.Identity())
+    loss, q_mean = mve_critic_loss(traj, y, critic, nn.Identity())
     s = torch.stack([s0, M * s0])  # s_h [2, B], a_h = k s_h
-    expected = 0.0
+    expected, expected_q = 0.0, []
     for q, p in zip(critic.q.tolist(), critic.p.tolist(), strict=True):
         qh = -(q + p * K**2) * s**2  # Q_i(s_h, a_h)
         e0 = (qh[0] - expected_y0).square().sum()  # 4 live pairs at h = 0
         e1 = (qh[1, [0, 1, 3]] - expected_y1).square().sum()  # 3 at h = 1
         expected = expected + (e0 + e1) / 7
+        expected_q.append((qh[0].sum() + qh[1, [0, 1, 3]].sum()) / 7)
     torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(q_mean, torch.stack(expected_q))  # Q on live pairs, not y
     loss.backward()
     assert critic.q.grad is not None
     assert torch.isfinite(critic.q.grad).all()
@@ -558,3 +561,15 @@ def test_actor_gradient_through_the_spiking_world_model() -> None:
     assert model_grads
     assert all(torch.isfinite(g).all() for g in model_grads)
     assert sum(g.abs().sum().item() for g in model_grads) > 0
+
+
+def test_the_learner_counts_only_the_actor_steps_it_makes_the_agent_skip() -> None:
+    cfg = ValueGradientConfig(horizon=2, batch_size=4, member="elite_mean")
+    model = LinearToyModel(blowup=2.3)  # s0 = 2.2: s1 = 2.64, then s2 = inf
+    learner = ValueGradientLearner(cfg, model, never, 1, torch.Generator().manual_seed(0))
+    learner.pool.add(start((2.2,)), 0)
+    args = (LinearActor(), QuadraticCritic(), nn.Identity(), GAMMA)
+    assert not learner.actor_objective(*args, actor_step=False).usable  # the critic's rollout
+    assert learner.skipped_updates == 0
+    assert not learner.actor_objective(*args).usable
+    assert learner.skipped_updates == 1

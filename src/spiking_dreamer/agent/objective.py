@@ -57,7 +57,11 @@ class ModelObjective(Protocol):
         obs_normalizer: Callable[[Tensor], Tensor],
         gamma: float,
         alpha: Tensor | float | None = None,
-    ) -> ActorObjective: ...
+        actor_step: bool = True,
+    ) -> ActorObjective:
+        """The actor's objective on a new rollout; ``actor_step=False``: the agent takes no
+        actor step on it this update (a rollout for :meth:`critic_loss` only)."""
+        ...
 
     def critic_loss(
         self,
@@ -71,6 +75,7 @@ class ModelObjective(Protocol):
         noise_clip: float,
         alpha: Tensor | float | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The critic's loss and the values it is fitted towards (for the loss record);
-        ``actor_target`` is the policy the bootstrap acts with (SAC: the online actor)."""
+        """The critic's loss and its ``Q`` values on the pairs it is fitted on (any shape;
+        their mean is the loss record's ``q_mean``); ``actor_target`` is the policy the
+        bootstrap acts with (SAC: the online actor)."""
         ...

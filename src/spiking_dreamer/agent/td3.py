@@ -369,7 +369,9 @@ class TD3(EnvStepSchedule):
         result: ActorObjective | None = None
         if actor_due or not real:
             with torch.enable_grad() if actor_due else torch.no_grad():
-                result = objective.actor_objective(self.actor, self.critic, normalize, cfg.gamma)
+                result = objective.actor_objective(
+                    self.actor, self.critic, normalize, cfg.gamma, actor_step=actor_due
+                )
         if actor_due and result.usable:
             loss = result.loss
             if self.penalises_firing:

@@ -512,7 +512,7 @@ def mve_critic_loss(
     targets: Tensor,
     critic: nn.Module,
     obs_normalizer: Callable[[Tensor], Tensor],
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """``sum_i sum_{h,b} w_hb (Q_i(s_h, a_h) - y_hb)^2 / sum_{h,b} w_hb`` with
     ``w_hb = alive_h`` on valid branches (0 otherwise): TD3's per-critic mean squared error,
     summed over the two critics, averaged over the ``H x B`` imagined pairs.
@@ -521,11 +521,16 @@ def mve_critic_loss(
         traj: the detached trajectory (``s_h``, ``a_h`` for ``h < H``).
         targets: ``[H, B]`` from :func:`mve_targets`.
         critic: ``(normalised obs [N, O], action [N, A]) -> [2, N]``.
+
+    Returns:
+        The loss and each critic's mean ``Q_i`` over the same weighted pairs ``[2]``
+        (detached, for the loss record).
     """
     h, b = targets.shape
     obs = traj.obs[:-1].detach().reshape(h * b, -1)
     action = traj.action.detach().reshape(h * b, -1)
     q = critic(obs_normalizer(obs), action).reshape(-1, h, b)
     w = traj.alive[:-1].detach() * traj.valid.to(targets.dtype)
+    total = w.sum().clamp_min(1.0)
     err = (q - targets.detach()).square() * w
-    return (err.sum((1, 2)) / w.sum().clamp_min(1.0)).sum()
+    return (err.sum((1, 2)) / total).sum(), (q.detach() * w).sum((1, 2)) / total

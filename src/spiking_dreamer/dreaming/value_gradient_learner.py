@@ -59,7 +59,7 @@ class ValueGradientLearner:
         self.pool = StatePool(obs_dim, cfg.pool_rounds, generator.device)
         self.round = 0
         self.skipped_updates = 0
-        """Actor objectives with a non-finite loss or branch (the agent takes no step)."""
+        """Actor steps not taken: their objective had a non-finite loss or branch."""
 
     @property
     def ready(self) -> bool:
@@ -100,11 +100,14 @@ class ValueGradientLearner:
         obs_normalizer: Callable[[Tensor], Tensor],
         gamma: float,
         alpha: Tensor | float | None = None,
+        actor_step: bool = True,
     ) -> ActorObjective:
         """The SVG(H) loss (:func:`~spiking_dreamer.dreaming.value_gradient.value_gradient_loss`)
         of ``batch_size`` pool states; its stats give ``vg_objective`` (the mean ``J``). With
         ``alpha`` (SAC), the rollout samples the policy and ``J`` carries the entropy term;
-        ``log_prob`` is then the first step's ``log pi(a_0 | s_0)``."""
+        ``log_prob`` is then the first step's ``log pi(a_0 | s_0)``. An unusable objective
+        counts in :attr:`skipped_updates` when ``actor_step`` (the agent would have stepped on
+        it), not when the rollout is only the critic's."""
         cfg, g = self.cfg, self.generator
         start = self.pool.sample(cfg.batch_size, g)
         loss, traj, stats = value_gradient_loss(
@@ -122,7 +125,7 @@ class ValueGradientLearner:
             alpha=alpha,
         )
         usable = bool(torch.isfinite(loss)) and int(stats["vg/invalid_branches"]) == 0
-        self.skipped_updates += not usable
+        self.skipped_updates += actor_step and not usable
         log_prob = traj.log_prob[0].detach() if traj.log_prob is not None else None
         vg_stats = {"vg_objective": stats["vg/objective"]}
         return ActorObjective(loss, start, usable, vg_stats, traj, log_prob)
@@ -139,9 +142,10 @@ class ValueGradientLearner:
         noise_clip: float,
         alpha: Tensor | float | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The MVE critic loss on the objective's detached rollout and its targets ``[H, B]``
+        """The MVE critic loss on the objective's detached rollout towards its targets
         (:func:`~spiking_dreamer.dreaming.value_gradient.mve_targets`; with ``alpha``, SAC's
-        soft values, bootstrapped with a sample of ``actor_target``, SAC's current policy)."""
+        soft values, bootstrapped with a sample of ``actor_target``, SAC's current policy),
+        and each critic's mean ``Q`` on the rollout's live pairs ``[2]``."""
         traj = objective.rollout.detach()
         targets = mve_targets(
             traj,
@@ -154,7 +158,7 @@ class ValueGradientLearner:
             generator=self.generator,
             alpha=alpha,
         )
-        return mve_critic_loss(traj, targets, critic, obs_normalizer), targets
+        return mve_critic_loss(traj, targets, critic, obs_normalizer)
 
     def state_dict(self) -> dict[str, Any]:
         """The pool, the round counter and the skipped-update count (the generator is the

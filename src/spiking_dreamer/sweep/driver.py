@@ -78,6 +78,7 @@ class Sweep:
         poll_s: float = 5.0,
         out: TextIO | None = None,
         command: str | None = None,
+        node_grace_s: float = 60.0,
     ) -> None:
         if not configs:
             raise SweepError("give at least one --config")
@@ -92,6 +93,8 @@ class Sweep:
         self.overrides = list(overrides)
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
         self.address, self.num_cpus, self.poll_s = address, num_cpus, poll_s
+        self.node_grace_s = node_grace_s
+        self._unschedulable_since: float | None = None
         self.out = out or sys.stderr
         self.command = command or " ".join(shlex.quote(a) for a in sys.argv)
         self.runs = plan_runs(
@@ -333,7 +336,7 @@ class Sweep:
             self.save()
 
     def _wait(self, ray: Any, refs: dict[Any, RunSpec]) -> None:
-        last = 0.0
+        last, cancelled = 0.0, False
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=self.poll_s)
             if ready:
@@ -342,10 +345,35 @@ class Sweep:
                 for ref in [*ready, *more]:
                     self._record(refs.pop(ref), self._result(ray, ref))
             if time.monotonic() - last >= self.poll_s or not refs:
+                if refs and not cancelled:
+                    cancelled = self._cancel_if_no_node_fits(ray, refs)
                 self._refresh(refs.values())
                 self.save()
                 self._print(self.status_line())
                 last = time.monotonic()
+
+    def _cancel_if_no_node_fits(self, ray: Any, refs: dict[Any, RunSpec]) -> bool:
+        """Cancel every task once no alive node has had room for a run for ``node_grace_s``
+        seconds (nodes left the cluster: Ray would keep the tasks pending forever); their runs
+        stay resumable. Returns whether it cancelled."""
+        problem = unschedulable(self.cpus_per_run, self.gpus_per_run, self._nodes(ray))
+        now = time.monotonic()
+        if problem is None:
+            self._unschedulable_since = None
+            return False
+        if self._unschedulable_since is None:
+            self._unschedulable_since = now
+        if now - self._unschedulable_since < self.node_grace_s:
+            return False
+        self._print(
+            f"no node of the Ray cluster can take a run any more ({problem}; for "
+            f"{self.node_grace_s:g} s now: nodes left it): the {len(refs)} unfinished runs are "
+            "cancelled; rerun the same command once a node with room has joined"
+        )
+        for ref in refs:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=False)
+        return True
 
     def _stop(self, ray: Any, refs: dict[Any, RunSpec]) -> None:
         """First Ctrl-C: cancel queued runs, ask running ones to save and stop."""

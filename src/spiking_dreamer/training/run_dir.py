@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import math
+import os
 import shutil
 import socket
 import time
@@ -172,9 +173,9 @@ def storage_estimate(obs_dim: int, act_dim: int, transitions: int) -> int:
 
 def resume_state(
     run_dir: Path, settings: Mapping[str, Any] | None = None
-) -> tuple[Config, dict[str, Any]]:
-    """The stored config (with the dotted run ``settings`` applied) and the newest verifiable
-    training state of the run in ``run_dir``."""
+) -> tuple[Config, dict[str, Any], Path]:
+    """The stored config (with the dotted run ``settings`` applied), the newest verifiable
+    training state of the run in ``run_dir`` and the file it came from."""
     if not run_dir.is_dir():
         raise RunDirError(f"no run directory {run_dir} to resume")
     if not has_training_state(run_dir):
@@ -197,7 +198,20 @@ def resume_state(
     check_total_steps(cfg, state)
     check_memory(cfg, state["env"]["obs_dim"], state["env"]["act_dim"])
     check_wandb(cfg.log)
-    return cfg, state
+    return cfg, state, used
+
+
+def set_aside_unusable_state(run_dir: Path, used: Path) -> Path | None:
+    """After a resume from ``state.pt.prev``, rename an unusable ``state.pt`` to
+    ``state.pt.corrupt`` (kept for inspection): the next save would otherwise rotate it into
+    ``.prev`` and drop the good state there. Returns the new path, or None if nothing moved.
+    Call it only while holding the run's lock."""
+    newest = state_path(run_dir)
+    if used == newest or not newest.exists():
+        return None
+    aside = newest.with_name(newest.name + ".corrupt")
+    os.replace(newest, aside)
+    return aside
 
 
 def check_state_fits(

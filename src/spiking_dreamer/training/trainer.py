@@ -66,6 +66,7 @@ from spiking_dreamer.training.run_dir import (
     lock_run_dir,
     prepare_run_dir,
     resume_state,
+    set_aside_unusable_state,
     state_path,
     storage_estimate,
 )
@@ -450,8 +451,12 @@ class Trainer:
         """Continue the run in ``run_dir`` from its newest verifiable training state, with its
         stored config but for the dotted run ``settings`` given (:data:`RUN_SETTINGS`: logging,
         threads, compile), e.g. ``{"log.wandb": True}``."""
-        cfg, state = resume_state(Path(run_dir), settings)
-        return cls(cfg, Path(run_dir), resume=state)
+        cfg, state, used = resume_state(Path(run_dir), settings)
+        trainer = cls(cfg, Path(run_dir), resume=state)
+        aside = set_aside_unusable_state(Path(run_dir), used)
+        if aside is not None:
+            print(f"warning: the unusable newest state is kept as {aside}")
+        return trainer
 
     @classmethod
     def fork(
