@@ -212,6 +212,22 @@ def _evals(run_dir: Path) -> list[int]:
     return [json.loads(x)["step"] for x in (run_dir / "eval.jsonl").read_text().splitlines()]
 
 
+def test_run_one_checks_the_workers_wandb_key_before_the_run_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("wandb")
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    spec = _spec(tmp_path, "log.wandb=true")
+    result = run_one(spec, 1)
+    assert result["status"] == "failed"
+    assert "W&B has no API key here" in result["error"]
+    assert not spec.run_dir.exists()
+
+
 @pytest.mark.mujoco
 def test_run_one_resumes_restarts_skips_and_checks_the_config(tmp_path: Path) -> None:
     from spiking_dreamer.config_loading import config_from_dict

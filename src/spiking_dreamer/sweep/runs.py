@@ -145,6 +145,7 @@ def run_one(
     """
     import torch
 
+    from spiking_dreamer.training.preflight import check_wandb
     from spiking_dreamer.training.run_dir import lock_run_dir
     from spiking_dreamer.training.trainer import Trainer
 
@@ -183,6 +184,8 @@ def run_one(
                 trainer = Trainer.resume(run_dir, settings)  # this sweep's logging and threads
                 result["action"] = f"resumed at step {trainer.step}"
             else:
+                cfg = config_from_dict(spec.cfg, f"sweep run {spec.name}")
+                check_wandb(cfg.log)  # this worker's W&B key, before the directory exists
                 if state == "crashed":  # unless a trainer still holds it (RunDirError)
                     with contextlib.closing(lock_run_dir(run_dir)):
                         moved = move_aside(run_dir)
@@ -190,7 +193,7 @@ def run_one(
                     result["action"] = f"restarted (old directory moved to {moved.name})"
                 else:
                     result["action"] = "started"
-                trainer = Trainer(config_from_dict(spec.cfg, f"sweep run {spec.name}"), run_dir)
+                trainer = Trainer(cfg, run_dir)
             print(result["action"])
             summary = trainer.run()
             trainer = None  # run() closed it
