@@ -339,6 +339,37 @@ def test_elites_are_ranked_by_the_last_holdout_not_by_each_members_best(
     assert model.elites.tolist() == [4, 3]
 
 
+def test_keep_best_ends_the_phase_with_the_weights_of_its_last_improving_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scripted hold-out scores at steps 5, 10, 15: the check at 10 is the last where a member
+    improves by over 1%; with ``keep_best`` the phase ends with the weights a 10-step phase
+    ends with, and elites and hold-out metrics from that check."""
+    e, k = 5, 2
+    scores = [torch.full((e,), 3.0), torch.arange(5.0, 0.0, -1), torch.arange(1.0, 6.0) + 4]
+
+    def phase(keep_best: bool, steps: int) -> tuple[SpikingEnsembleModel, dict[str, float]]:
+        cfg = tiny_cfg(ensemble_size=e, num_elites=k, train_steps=steps, keep_best=keep_best)
+        torch.manual_seed(0)
+        model = SpikingEnsembleModel(OBS, ACT, cfg)
+        script = iter(scores)
+        monkeypatch.setattr(model, "mse", lambda x, y: next(script))
+        trainer = ModelTrainer(model, cfg, torch.Generator().manual_seed(0))
+        return model, trainer.train_phase(random_buffer())
+
+    kept, metrics = phase(True, 15)
+    ten, _ = phase(False, 10)
+    last, _ = phase(False, 15)
+    for name, p in kept.state_dict().items():
+        if name != "elites":
+            torch.testing.assert_close(p, ten.state_dict()[name], rtol=0, atol=0)
+    assert any(not torch.equal(p, last.state_dict()[n]) for n, p in kept.named_parameters())
+    assert kept.elites.tolist() == [4, 3]  # the check at step 10, not at 15 ([0, 1])
+    assert last.elites.tolist() == [0, 1]
+    assert metrics["model/holdout_mse"] == pytest.approx(3.0)
+    assert metrics["model/train_steps"] == 15
+
+
 @pytest.mark.parametrize("offset", [None, "descending"])
 def test_elites_are_lowest_holdout_members(
     monkeypatch: pytest.MonkeyPatch, offset: str | None

@@ -495,6 +495,10 @@ class WorldModelConfig:
     (a best moves only by such gains, so small ones add up: MBPO's rule).
     With the defaults (``train_steps`` = ``holdout_every``) a phase makes one check, so early
     stopping only acts in MBPO-like long phases (large ``train_steps``)."""
+    keep_best: bool = setting(False, fork=True)
+    """End a phase with the weights of its last hold-out check at which a member beat its best
+    by over 1%, and pick the elites from that check (mbrl-lib's ``keep_best``; MBPO keeps each
+    member's best); ``false``: the weights of its last step."""
     assume_never_terminates: bool = False
     """Treat an env without a known termination function as never terminating."""
 

@@ -5,7 +5,9 @@ Each phase: refit the normalisers on all real data, hold out a random ``holdout_
 draws its own bootstrap minibatch (indices with replacement, from a per-run generator). Every
 ``holdout_every`` steps the per-member hold-out MSE is measured; the phase stops early when no
 member improved by more than 1% for ``patience`` checks. The ``num_elites`` members with the
-lowest hold-out MSE become the elites. Transitions with non-finite values are left out, a
+lowest hold-out MSE become the elites. With ``keep_best`` the phase ends with the weights of its
+last check at which a member improved (mbrl-lib's ``ModelTrainer.train(keep_best=True)``), and
+the elites are those of that check. Transitions with non-finite values are left out, a
 non-finite loss skips that step (counted), and gradients are clipped per member.
 """
 
@@ -71,6 +73,7 @@ class ModelTrainer:
         best = torch.full((e,), math.inf, device=buffer.device)
         since_improved, steps, losses = 0, 0, []
         holdout = best
+        kept: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None  # weights, hold-out
         for step in range(cfg.train_steps if max_steps is None else max_steps):
             idx = train[torch.randint(len(train), (e, b), generator=g, device=buffer.device)]
             loss = model.loss(x_all[idx], y_all[idx]).sum()
@@ -87,10 +90,16 @@ class ModelTrainer:
                 holdout = model.mse(x_all[hold], y_all[hold])
                 improved = holdout < best * 0.99  # a member's best moves only by > 1% (MBPO)
                 best = torch.where(improved, holdout, best)
-                since_improved = 0 if improved.any() else since_improved + 1
+                any_improved = bool(improved.any())
+                since_improved = 0 if any_improved else since_improved + 1
+                if cfg.keep_best and any_improved:
+                    kept = ({k: v.clone() for k, v in model.state_dict().items()}, holdout)
                 if since_improved >= cfg.patience:
                     break
-        if steps == 0 or steps % cfg.holdout_every != 0:
+        if kept is not None:
+            model.load_state_dict(kept[0])
+            holdout = kept[1]
+        elif steps == 0 or steps % cfg.holdout_every != 0:
             holdout = model.mse(x_all[hold], y_all[hold])
         model.elites.copy_(torch.argsort(holdout)[: len(model.elites)])
         model.eval()
