@@ -424,7 +424,7 @@ def test_report_cli_options_and_errors(
     at = hc["arms"]["dreaming"]["return_at"]
     assert at[0]["mean"] == pytest.approx(7200.0)
     assert at[2] == {"step": 200_000, "reached_by": 0, "n_seeds": 5}
-    assert "not reached (0/5 seeds)" in (out / "report.md").read_text()
+    assert "| — (0/5 seeds have this eval) |" in (out / "report.md").read_text()
     assert "wrote" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no experiment directory" in capsys.readouterr().err

@@ -209,7 +209,7 @@ def results_rows(tasks: Sequence[TaskSummary]) -> list[dict[str, Any]]:
                 if b.stats is not None:
                     row(t, arm, "return_at", b.step, b.stats.mean, b.stats.ci95, b.n_seeds)
                 else:
-                    note = f"not reached ({b.reached_by}/{b.n_seeds} seeds have this eval)"
+                    note = f"{b.reached_by}/{b.n_seeds} seeds have this eval"
                     row(t, arm, "return_at", b.step, None, None, b.n_seeds, note)
             f = a.final
             if f:
@@ -316,7 +316,8 @@ def markdown(report: Report) -> str:
             "",
         ]
     lines += [
-        "Return at N = mean return of the evaluation at env step N; steps to X = first eval step "
+        "Return at N = mean return of the evaluation at env step N (— until every seed has "
+        "it); steps to X = first eval step "
         'whose return is ≥ X ("not reached" otherwise, never extrapolated), for the mean curve '
         "across seeds (with how many single seeds reached X). Brackets: 95% bootstrap CI over "
         "seeds. Variance: across seeds (ddof 1) at the last eval step common to all runs.",
@@ -354,7 +355,7 @@ def _task_markdown(t: TaskSummary) -> list[str]:
             cells.append(
                 _fmt_mean_ci(b.stats)
                 if b.stats is not None
-                else f"not reached ({b.reached_by}/{b.n_seeds} seeds)"
+                else f"— ({b.reached_by}/{b.n_seeds} seeds have this eval)"
             )
         var = a.final.variance if a.final else None
         cells.append("-" if var is None else f"{var:,.0f}" if var >= 1000 else f"{var:.3g}")
