@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 
 from spiking_dreamer.agent import SAC, TD3, PopSpikingActor, TwinQCritic, build_actor
@@ -219,3 +220,14 @@ def load_benchmark(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def without_wandb_key(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """No W&B API key for this test: no ``WANDB_API_KEY``/``WANDB_MODE``, and ``home`` (an
+    empty directory) as ``HOME``, so no ``~/.netrc`` or W&B settings are found."""
+    pytest.importorskip("wandb")
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(home / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(home / "wandb-config"))

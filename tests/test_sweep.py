@@ -29,7 +29,7 @@ from spiking_dreamer.sweep import (
     run_one,
 )
 
-from .helpers import PENDULUM, ROOT, TINY
+from .helpers import PENDULUM, ROOT, TINY, without_wandb_key
 
 HALFCHEETAH = str(ROOT / "configs" / "halfcheetah.yaml")
 
@@ -215,12 +215,7 @@ def _evals(run_dir: Path) -> list[int]:
 def test_run_one_checks_the_workers_wandb_key_before_the_run_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("wandb")
-    for name in ("WANDB_API_KEY", "WANDB_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    without_wandb_key(monkeypatch, tmp_path)
     spec = _spec(tmp_path, "log.wandb=true")
     result = run_one(spec, 1)
     assert result["status"] == "failed"

@@ -15,7 +15,7 @@ from spiking_dreamer.config_loading import load_config
 from spiking_dreamer.training.checkpoint import load_actor
 from spiking_dreamer.training.trainer import RunDirError, Trainer, TrainingDivergedError
 
-from .helpers import ROOT, TINY
+from .helpers import ROOT, TINY, without_wandb_key
 
 
 def _tiny_args(*extra: str) -> list[str]:
@@ -256,12 +256,7 @@ def test_wandb_offline_mirrors_metrics(tmp_path: Path, monkeypatch: pytest.Monke
 def test_wandb_online_without_an_api_key_is_refused_before_the_run_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("wandb")
-    for name in ("WANDB_API_KEY", "WANDB_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no W&B settings
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    without_wandb_key(monkeypatch, tmp_path)
     run = tmp_path / "run"
     argv = ["train", "--config", str(ROOT / "configs/halfcheetah.yaml"), "--run-dir", str(run)]
     assert main([*argv, "--wandb"]) == 2
