@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pytest
 import torch
+import yaml
 
 from spiking_dreamer.agent import SAC, TD3, PopSpikingActor, TwinQCritic, build_actor
 from spiking_dreamer.buffers import Batch
@@ -231,3 +232,15 @@ def without_wandb_key(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("NETRC", str(home / "no-netrc"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(home / "wandb-config"))
+
+
+def pendulum_config(tmp_path: Path) -> str:
+    """A config file in ``tmp_path`` for a tiny 50-step Pendulum run without a model."""
+    data: dict = {}
+    for text in [*PENDULUM, "train.total_steps=50"]:
+        key, value = text.split("=", 1)
+        section, name = key.split(".")
+        data.setdefault(section, {})[name] = yaml.safe_load(value)
+    path = tmp_path / "pendulum.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)

@@ -249,6 +249,7 @@ CASES = [
     bad("sweep --config {cfg} --cpus-per-run 0", "argument --cpus-per-run: must lie in [1, 1024]"),
     bad("sweep --config {cfg} --cpus-per-run 100000", "argument --cpus-per-run: must lie in"),
     bad("sweep --config {cfg} --gpus-per-run -1", "argument --gpus-per-run: must lie in [0, 64]"),
+    bad("sweep --config {cfg} --node-wait -5", "argument --node-wait: must lie in [0, 604800]"),
     bad(
         "sweep --config {cfg} --arms baseline --cpus-per-run 1000",
         "--cpus-per-run 1000 asks for more than there is",

@@ -136,12 +136,14 @@ class _Objective:
     def __init__(self, obs: Tensor, critic_on_real_batches: bool) -> None:
         self.obs, self.critic_on_real_batches = obs, critic_on_real_batches
         self.actor_calls = self.critic_calls = 0
+        self.actor_steps: list[bool] = []  # whether each rollout gets an actor step
         self.losses: list[Tensor] = []
 
     def actor_objective(
         self, actor, critic, obs_normalizer, gamma, actor_step=True
     ) -> ActorObjective:
         self.actor_calls += 1
+        self.actor_steps.append(actor_step)
         loss = actor(self.obs).square().mean()
         self.losses.append(loss.detach())
         return ActorObjective(loss, self.obs, True, {"probe": loss.detach()}, None)
@@ -183,6 +185,7 @@ def test_the_policy_delay_applies_to_a_model_objective(real: bool, delay: int) -
     assert objective.critic_calls == (0 if real else n)
     # a rollout is built for each actor step, and for each critic step that reads it
     assert objective.actor_calls == (n // delay if real else n)
+    assert sum(objective.actor_steps) == n // delay  # the others are the critic's only
     assert set(losses) >= {"critic_loss", "actor_loss", "q_mean"}
 
 

@@ -261,17 +261,26 @@ def test_state_for_another_env_is_refused(tmp_path: Path) -> None:
         Trainer(hopper, tmp_path / "run", resume=state)
 
 
-def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path: Path) -> None:
+def _must_not_read(*args: object) -> None:
+    raise AssertionError("the state was read before the run directory was locked")
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A second trainer of the same run directory (e.g. a run resumed twice) is refused while
-    the first holds it, and nothing is changed; once the first has closed, it may start."""
+    the first holds it, before it reads the state (which the first may be saving), and nothing
+    is changed; once the first has closed, it may start."""
     cfg = load_config(ROOT / "configs/halfcheetah.yaml", [*TINY, "train.total_steps=50"])
     run = tmp_path / "run"
     Trainer(cfg, run).run()
     longer = {"train.total_steps": 100}
     first = Trainer.resume(run, longer)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    with pytest.raises(RunDirError, match="another process is training in"):
-        Trainer.resume(run, longer)
+    with monkeypatch.context() as m:
+        m.setattr("spiking_dreamer.training.run_dir.load_state_file", _must_not_read)
+        with pytest.raises(RunDirError, match="another process is training in"):
+            Trainer.resume(run, longer)
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     first.close()
     Trainer.resume(run, longer).close()

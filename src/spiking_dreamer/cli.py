@@ -454,6 +454,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
         address=args.address,
+        node_wait_s=args.node_wait,
     )
     manifest = sweep.run()
     counts = sweep.counts()
@@ -692,6 +693,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=number_in(0, 64, lo_open=False),
         default=0.0,
         help="GPUs per run (may be < 1)",
+    )
+    p.add_argument(
+        "--node-wait",
+        type=int_in(0, 7 * 86_400),
+        default=300,
+        metavar="SECONDS",
+        help="when no node of the cluster has room for a run any more (nodes left it), how long "
+        "to wait for one to join before the unfinished runs are cancelled (default 300)",
     )
     p.add_argument("--wandb", action="store_true", help="W&B, runs grouped by experiment")
     p.add_argument(

@@ -497,8 +497,9 @@ class WorldModelConfig:
     stopping only acts in MBPO-like long phases (large ``train_steps``)."""
     keep_best: bool = setting(False, fork=True)
     """End a phase with the weights of its last hold-out check at which a member beat its best
-    by over 1%, and pick the elites from that check (mbrl-lib's ``keep_best``; MBPO keeps each
-    member's best); ``false``: the weights of its last step."""
+    by over 1%, and pick the elites by that check's scores (mbrl-lib's ``keep_best`` keeps the
+    same weights but ranks by each member's best; MBPO keeps each member's own best weights);
+    ``false``: the weights of its last step."""
     assume_never_terminates: bool = False
     """Treat an env without a known termination function as never terminating."""
 

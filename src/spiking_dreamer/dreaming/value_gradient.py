@@ -524,7 +524,8 @@ def mve_critic_loss(
 
     Returns:
         The loss and each critic's mean ``Q_i`` over the same weighted pairs ``[2]``
-        (detached, for the loss record).
+        (detached, for the loss record; 0 when no pair is live: the run's loss record must stay
+        finite).
     """
     h, b = targets.shape
     obs = traj.obs[:-1].detach().reshape(h * b, -1)

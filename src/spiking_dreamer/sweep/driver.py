@@ -78,7 +78,7 @@ class Sweep:
         poll_s: float = 5.0,
         out: TextIO | None = None,
         command: str | None = None,
-        node_grace_s: float = 60.0,
+        node_wait_s: float = 300.0,
     ) -> None:
         if not configs:
             raise SweepError("give at least one --config")
@@ -93,7 +93,7 @@ class Sweep:
         self.overrides = list(overrides)
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
         self.address, self.num_cpus, self.poll_s = address, num_cpus, poll_s
-        self.node_grace_s = node_grace_s
+        self.node_wait_s = node_wait_s
         self._unschedulable_since: float | None = None
         self.out = out or sys.stderr
         self.command = command or " ".join(shlex.quote(a) for a in sys.argv)
@@ -353,22 +353,27 @@ class Sweep:
                 last = time.monotonic()
 
     def _cancel_if_no_node_fits(self, ray: Any, refs: dict[Any, RunSpec]) -> bool:
-        """Cancel every task once no alive node has had room for a run for ``node_grace_s``
-        seconds (nodes left the cluster: Ray would keep the tasks pending forever); their runs
-        stay resumable. Returns whether it cancelled."""
-        problem = unschedulable(self.cpus_per_run, self.gpus_per_run, self._nodes(ray))
+        """Cancel every task once no alive node has had room for a run for ``node_wait_s``
+        seconds (nodes left the cluster and none took their place: Ray would keep the tasks
+        pending forever); a cancelled run continues from its last saved state when the sweep
+        is rerun. Returns whether it cancelled."""
+        try:
+            nodes = self._nodes(ray)
+        except Exception:  # the cluster's control service is not answering now: ask again later
+            return False
+        problem = unschedulable(self.cpus_per_run, self.gpus_per_run, nodes)
         now = time.monotonic()
         if problem is None:
             self._unschedulable_since = None
             return False
         if self._unschedulable_since is None:
             self._unschedulable_since = now
-        if now - self._unschedulable_since < self.node_grace_s:
+        if now - self._unschedulable_since < self.node_wait_s:
             return False
         self._print(
-            f"no node of the Ray cluster can take a run any more ({problem}; for "
-            f"{self.node_grace_s:g} s now: nodes left it): the {len(refs)} unfinished runs are "
-            "cancelled; rerun the same command once a node with room has joined"
+            f"no alive node of the Ray cluster has had room for a run for {self.node_wait_s:g} s "
+            f"({problem}): the {len(refs)} unfinished runs are cancelled; rerun the same "
+            "command once a node with room has joined"
         )
         for ref in refs:
             with contextlib.suppress(Exception):

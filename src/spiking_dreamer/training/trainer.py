@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ from spiking_dreamer.training.checkpoint import (
     STATE_FORMAT,
     actor_checkpoint,
     atomic_torch_save,
+    has_training_state,
     non_finite_modules,
     save_state_file,
 )
@@ -110,9 +111,18 @@ class Trainer:
         run_dir: where config, metrics, TensorBoard events and checkpoints go; must be new or
             empty.
         resume: a training state to continue from (see :meth:`resume`, :meth:`fork`).
+        lock: the run directory's lock (:func:`~spiking_dreamer.training.run_dir.lock_run_dir`)
+            when the caller already holds it (:meth:`resume` takes it before it reads the
+            state); else it is taken here.
     """
 
-    def __init__(self, cfg: Config, run_dir: Path, resume: dict | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        resume: dict | None = None,
+        lock: IO[str] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.env_id = resolve_env_id(cfg.env.id)
@@ -165,7 +175,9 @@ class Trainer:
             dreams = cfg.dreaming.buffer_size if self.dreaming else 0
             need = storage_estimate(self.obs_dim, self.act_dim, capacity + dreams)
             prepare_run_dir(self.run_dir, cfg, need)
-        self._lock = lock_run_dir(self.run_dir)  # before anything in it is cut or rewritten
+        if lock is None:  # before anything in it is cut or rewritten
+            lock = lock_run_dir(self.run_dir)
+        self._lock = lock
         if resume is not None:
             self.load_state_dict(resume)
             save_config(cfg, self.run_dir / "config.yaml")  # with the settings the resume changed
@@ -451,12 +463,19 @@ class Trainer:
         """Continue the run in ``run_dir`` from its newest verifiable training state, with its
         stored config but for the dotted run ``settings`` given (:data:`RUN_SETTINGS`: logging,
         threads, compile), e.g. ``{"log.wandb": True}``."""
-        cfg, state, used = resume_state(Path(run_dir), settings)
-        trainer = cls(cfg, Path(run_dir), resume=state)
-        aside = set_aside_unusable_state(Path(run_dir), used)
-        if aside is not None:
-            print(f"warning: the unusable newest state is kept as {aside}")
-        return trainer
+        run_dir = Path(run_dir)
+        # locked before the state is read, so that no other trainer saves in between
+        lock = lock_run_dir(run_dir) if has_training_state(run_dir) else None
+        try:
+            cfg, state, used = resume_state(run_dir, settings)
+            aside = set_aside_unusable_state(run_dir, used)
+            if aside is not None:
+                print(f"warning: the unusable newest state is kept as {aside}")
+            return cls(cfg, run_dir, resume=state, lock=lock)
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
 
     @classmethod
     def fork(

@@ -6,8 +6,8 @@ draws its own bootstrap minibatch (indices with replacement, from a per-run gene
 ``holdout_every`` steps the per-member hold-out MSE is measured; the phase stops early when no
 member improved by more than 1% for ``patience`` checks. The ``num_elites`` members with the
 lowest hold-out MSE become the elites. With ``keep_best`` the phase ends with the weights of its
-last check at which a member improved (mbrl-lib's ``ModelTrainer.train(keep_best=True)``), and
-the elites are those of that check. Transitions with non-finite values are left out, a
+last check at which a member improved (the weights mbrl-lib's ``keep_best`` keeps), and the
+elites are ranked by that check's scores. Transitions with non-finite values are left out, a
 non-finite loss skips that step (counted), and gradients are clipped per member.
 """
 
