@@ -161,7 +161,7 @@ CASES = [
     ),
     bad(
         "eval --checkpoint {ck} --episodes 0",
-        "--episodes 0 (no evaluation) needs --video or --raster",
+        "--episodes 0 (no evaluation) needs --video, --raster or --energy",
     ),
     bad("eval --checkpoint {ck} --seed -1", "argument --seed: must lie in [0, 4294967295]"),
     bad(

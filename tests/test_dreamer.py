@@ -366,9 +366,10 @@ def test_predict_chunk_splits_the_actor_and_model_forward_and_changes_no_dream()
     _, a, whole_actor, sa = run_phase(cfg, keys, model=whole)
     _, b, chunked_actor, sb = run_phase(replace(cfg, predict_chunk=10), keys, model=chunked)
     assert [x.shape[0] for x in whole.inputs] == [32, 32]
-    assert [x.shape[0] for x in chunked.inputs] == [10, 10, 10, 2] * 2
+    # 32 rows at most 10 at a time: 4 balanced pieces
+    assert [x.shape[0] for x in chunked.inputs] == [8, 8, 8, 8] * 2
     assert [x.shape[0] for x in whole_actor.calls] == [32, 32]
-    assert [x.shape[0] for x in chunked_actor.calls] == [10, 10, 10, 2] * 2
+    assert [x.shape[0] for x in chunked_actor.calls] == [8, 8, 8, 8] * 2
     assert sa == sb
     for x, y in zip(stored(a), stored(b), strict=True):
         assert torch.equal(x, y)

@@ -109,15 +109,19 @@ def _run_exported(net: torch.nn.Module, meta: dict[str, Any], obs: Tensor) -> Te
 # NIR
 
 
+@pytest.mark.parametrize(
+    "neuron", [{}, {"c_decay": 0.3, "v_decay": 0.9, "v_threshold": 0.7}], ids=["default", "other"]
+)
 def test_nir_round_trip_through_snntorch_reproduces_actions(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], neuron: dict[str, float]
 ) -> None:
     """Export -> nir.read -> snntorch's import_from_nir, with the host parts (normaliser,
     receptive fields, regular-spike encoder, decoder, tanh, scaling) run from the exported
-    metadata: the actions of 300 random observations match ``actor(obs)`` to 1e-5 (max abs)."""
+    metadata: the actions of 300 random observations match ``actor(obs)`` to 1e-5 (max abs),
+    with PopSAN's neuron constants and with others (the export reads the actor's)."""
     nir = pytest.importorskip("nir")
     import_nir = pytest.importorskip("snntorch.import_nir")
-    actor = _spiky_actor()
+    actor = _spiky_actor(cfg=dataclasses.replace(SPIKY, **neuron))
     info = export_nir(_save(tmp_path / "actor.pt", actor), tmp_path / "actor.nir")
     assert info["nodes"] == ["input", "fc1", "lif1", "fc2", "lif2", "fc3", "lif3", "output"]
     graph = nir.read(info["path"])
@@ -392,6 +396,14 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = ["export", "--checkpoint", str(tmp_path / "no.pt"), "--format", "nir"]
     assert main([*missing, "--out", str(tmp_path / "x.nir")]) == 2
     assert "not found" in capsys.readouterr().err
+    # a checkpoint named like the NIR file's sidecar is not overwritten by it
+    odd = tmp_path / "odd.nir.json"
+    odd.write_bytes(path.read_bytes())
+    args = ["export", "--checkpoint", str(odd), "--format", "nir"]
+    assert main([*args, "--out", str(tmp_path / "odd.nir")]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    assert odd.read_bytes() == path.read_bytes()
+    assert not (tmp_path / "odd.nir").exists()
 
 
 def test_cli_eval_energy_on_pendulum(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -407,6 +419,10 @@ def test_cli_eval_energy_on_pendulum(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "over 200 observations" in out
     for word in ("encoder", "hidden-2 -> output", "SOPs/action", "MACs/action", "ANN/SNN"):
         assert word in out
+    assert main(["eval", "--checkpoint", str(path), "--episodes", "0", "--energy"]) == 0
+    out = capsys.readouterr().out
+    assert "return" not in out  # the energy episode only
+    assert "SOPs/action" in out
 
 
 def test_spiking_only_tools_refuse_an_mlp_actor_clearly(

@@ -162,7 +162,7 @@ def test_video_mp4(tmp_path: Path) -> None:
     [
         (["--video", "x.avi"], ".gif or .mp4"),
         (["--video", "x.gif", "--video-size", "64"], "WIDTHxHEIGHT"),
-        (["--episodes", "0"], "needs --video or --raster"),
+        (["--episodes", "0"], "needs --video, --raster or --energy"),
         (["--raster", "x.jpg"], ".png, .svg or .pdf"),
     ],
 )

@@ -245,8 +245,8 @@ def _eval_device(name: str) -> torch.device:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    if args.episodes == 0 and not (args.video or args.raster):
-        raise UserError("--episodes 0 (no evaluation) needs --video or --raster")
+    if args.episodes == 0 and not (args.video or args.raster or args.energy):
+        raise UserError("--episodes 0 (no evaluation) needs --video, --raster or --energy")
     _check_media_args(args)
     device = _eval_device(args.device)
     if args.video:
@@ -375,10 +375,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"--out {out}: the suffix does not match --format {args.format}; name the file "
             f"{out.with_suffix('.' + args.format).name}"
         )
-    check_output_file(out, "--out")
-    if args.format == "nir":
-        check_output_file(sidecar_path(out), "--out (its sidecar)")
     checkpoint = _checkpoint_path(args.checkpoint)
+    check_output_file(out, "--out", inputs=[checkpoint])
+    if args.format == "nir":
+        check_output_file(sidecar_path(out), "--out (its sidecar)", inputs=[checkpoint])
     if args.format == "nir":
         info = export_nir(checkpoint, args.out)
         print(

@@ -613,10 +613,12 @@ class DreamingConfig:
     """Share of start states drawn from the newest ``recent_window`` real transitions."""
     recent_window: int = setting(20_000, fork=True)
     predict_chunk: int = setting(0, fork=True, resume=True, experiment=False)
-    """Rows per world-model forward in a dream phase; 0: all start states at once. The same
-    values either way (bitwise for chunks of >= 64 rows at the default model size, tested;
-    smaller matrices may round differently). On a CPU, chunks keep the activations in cache
-    (docs/regimes.md has the measurement); on a GPU one forward is best."""
+    """At most this many rows per actor and world-model forward in a dream phase (balanced
+    pieces); 0: all start states at once. The same values up to float rounding (bitwise for
+    the spiking model's mean in pieces of >= 64 rows at the default size, tested; a Gaussian
+    log-variance or a SAC actor's squashing to about one unit in the last place). On a CPU,
+    chunks keep the activations in cache (docs/regimes.md has the measurement); on a GPU one
+    forward is best."""
 
     def __post_init__(self) -> None:
         k = "dreaming."

@@ -37,8 +37,9 @@ so we export, for every neuron::
 
 which reproduces the recurrences above exactly (the only arithmetic difference is the rounding
 of ``1 - dt / tau`` back to the decay, below float32 resolution). ``dt`` defaults to ``1e-4``,
-the step snntorch's NIR importer assumes; its importer checks ``r == tau_mem / dt`` and
-``w_in * dt / tau_syn == 1``. A decay of exactly 1 (no leak) has no finite time constant and is
+the step snntorch's NIR importer assumes; its importer asserts ``r == tau_mem / dt`` and
+``v_leak == 0``, and rescales the threshold (with a warning) unless ``w_in * dt / tau_syn == 1``,
+which holds here. A decay of exactly 1 (no leak) has no finite time constant and is
 refused.
 
 **Host parts.** The observation normaliser, the Gaussian receptive fields, the regular-spike

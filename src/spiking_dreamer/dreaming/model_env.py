@@ -27,7 +27,7 @@ from torch import Tensor
 
 from spiking_dreamer.agent.base import HasBounds, perturb
 from spiking_dreamer.agent.gaussian import Gaussian, SquashedGaussian
-from spiking_dreamer.world_model.base import EnsembleDynamicsModel, Prediction
+from spiking_dreamer.world_model.base import EnsembleDynamicsModel, Prediction, split_rows
 
 Member = Literal["random_elite", "elite_mean"]
 UncertaintyKind = Literal["variance", "max_deviation", "max_std"]
@@ -138,13 +138,14 @@ def explore_step(
     ``a ~ pi(. | s)`` of its policy (as in the real env and MBPO's rollouts; no noise on top),
     then :func:`model_transition` and the uncertainty over all members (MOPO's convention) or
     the elites. Draws, in order: the actor's (a Bernoulli encoder), the noise (or the policy's
-    ``eps``), the member choice. ``chunk``: rows per actor and model forward (the same values,
-    as in :meth:`~spiking_dreamer.world_model.EnsembleDynamicsModel.predict`; a Bernoulli
-    encoder draws chunk by chunk).
+    ``eps``), the member choice. ``chunk``: at most this many rows per actor and model forward
+    (the same values up to kernel rounding, as in
+    :meth:`~spiking_dreamer.world_model.EnsembleDynamicsModel.predict`; a Bernoulli encoder
+    draws chunk by chunk).
 
     Raises:
         ValueError: ``exploration_noise`` is not 0 for a stochastic actor."""
-    rows = obs.split(chunk) if 0 < chunk < obs.shape[0] else (obs,)
+    rows = split_rows(obs, chunk)
     if isinstance(actor, SquashedGaussian):
         if exploration_noise != 0:
             raise ValueError(

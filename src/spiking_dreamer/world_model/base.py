@@ -19,6 +19,16 @@ from torch import Tensor, nn
 from spiking_dreamer.normalization import RunningNormalizer
 
 
+def split_rows(x: Tensor, chunk: int) -> tuple[Tensor, ...]:
+    """``x`` ``[N, ...]`` in ``ceil(N / chunk)`` pieces of balanced size (they differ by at most
+    one row), or whole when ``chunk`` is 0 or ``N <= chunk``. Balanced, so that no piece is a
+    few leftover rows: a matrix kernel picked for a tiny shape can round differently."""
+    n = x.shape[0]
+    if not 0 < chunk < n:
+        return (x,)
+    return x.tensor_split(-(-n // chunk))
+
+
 class Prediction(NamedTuple):
     """Per-member predictions for ``N`` transitions.
 
@@ -127,13 +137,14 @@ class EnsembleDynamicsModel(nn.Module):
     ) -> Prediction:
         """Raw ``obs`` ``[N, O]`` and ``action`` ``[N, A]`` -> per-member predictions.
 
-        ``chunk > 0`` runs the members' forward over at most ``chunk`` rows at a time: the rows
-        are independent, so the values are the same (up to the rounding of the matrix kernels
-        chosen for the smaller shape), and on a CPU the activations stay in cache.
+        ``chunk > 0`` runs the members' forward over at most ``chunk`` rows at a time
+        (:func:`split_rows`): the rows are independent, so the values are the same (up to the
+        rounding of the matrix kernels chosen for the smaller shape), and on a CPU the
+        activations stay in cache.
         ``members`` (indices ``[K]``): only those members, each prediction ``[K, N, ...]``."""
         x = self.input_normalizer(torch.cat([obs, action], -1))
         if 0 < chunk < x.shape[0]:
-            parts = [self.forward_normalized(c, members) for c in x.split(chunk)]
+            parts = [self.forward_normalized(c, members) for c in split_rows(x, chunk)]
             mean = torch.cat([m for m, _ in parts], 1)
             logvar = None if parts[0][1] is None else torch.cat([v for _, v in parts], 1)
         else:
