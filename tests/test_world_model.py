@@ -627,6 +627,7 @@ def test_blocks_exchange_binary_spikes() -> None:
 
     h0 = model.blocks[0].register_forward_hook(after_block0)
     h1 = model.blocks[1].register_forward_pre_hook(before_block1)
+    model.reset_diagnostics()
     try:
         model.forward_normalized(torch.randn(E, 10, OBS + ACT) * 2)
     finally:
@@ -638,10 +639,17 @@ def test_blocks_exchange_binary_spikes() -> None:
     assert 0 < s.mean() < 1
     assert torch.equal(recorded["in1"], s)
     assert not set(recorded["volts0"].unique().tolist()) <= {0.0, 1.0}
-    rates = model.last_firing_rates
+    rates = model.diagnostics()
     assert len(rates) == cfg.num_blocks
-    assert all(0.0 <= float(r) <= 1.0 for r in rates)
-    assert float(rates[0]) == pytest.approx(s.mean().item())
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert rates["firing_rate/block0"] == pytest.approx(s.mean().item())
+    # a second forward of another size: the rate over both, weighted by their neuron steps
+    model.forward_normalized(torch.zeros(E, 30, OBS + ACT))
+    silent = model.diagnostics()["firing_rate/block0"]
+    model.reset_diagnostics()
+    model.forward_normalized(torch.zeros(E, 30, OBS + ACT))
+    alone = model.diagnostics()["firing_rate/block0"]
+    assert silent == pytest.approx((10 * s.mean().item() + 30 * alone) / 40)
 
 
 # --------------------------------------------------------------------------------------------

@@ -65,15 +65,18 @@ class DreamEngine:
 
     def train_model(self, real: ReplayBuffer) -> dict[str, float]:
         """A world-model training phase on the real transitions; returns its metrics and the
-        model's diagnostics (``model/<name>``, e.g. the spiking model's per-block firing
-        rates)."""
+        model's diagnostics over the phase's forwards (``model/<name>``, e.g. the spiking
+        model's per-block firing rates)."""
+        self.model.reset_diagnostics()
         metrics = self.model_trainer.train_phase(real)
         metrics.update({f"model/{k}": v for k, v in self.model.diagnostics().items()})
         return metrics
 
     def dream(self, real: ReplayBuffer, step: int) -> dict[str, float]:
         """A dream phase from real start states at env step ``step``; returns its statistics,
-        the model's latest hold-out MSE and its diagnostics while dreaming (``dream/<name>``)."""
+        the model's latest hold-out MSE and its diagnostics over the phase's forwards
+        (``dream/<name>``)."""
+        self.model.reset_diagnostics()
         metrics = self.dreamer.phase(real, self.buffer, step, self.model_trainer.version)
         metrics["dream/model_holdout_mse"] = self.model_trainer.last_holdout_mse
         metrics.update({f"dream/{k}": v for k, v in self.model.diagnostics().items()})

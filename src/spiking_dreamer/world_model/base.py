@@ -87,9 +87,12 @@ class EnsembleDynamicsModel(nn.Module):
         so their outputs are the same as in the whole ensemble's forward)."""
         raise NotImplementedError
 
+    def reset_diagnostics(self) -> None:
+        """Start a new window for :meth:`diagnostics` (nothing to reset by default)."""
+
     def diagnostics(self) -> dict[str, float]:
-        """What this kind reports about its latest forward (e.g. the spiking model's firing
-        rates), keyed by name; none by default."""
+        """What this kind reports about its forwards since :meth:`reset_diagnostics` (e.g. the
+        spiking model's firing rates), keyed by name; none by default."""
         return {}
 
     def bound_logvar(self, raw: Tensor) -> Tensor:

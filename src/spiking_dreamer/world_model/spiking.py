@@ -107,11 +107,19 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         read = 2 * h + (h * (cfg.num_blocks - 1) if cfg.readout == "all_voltages" else 0)
         self.mean_head = EnsembleLinear(e, read, self.out_dim)
         self.logvar_head = EnsembleLinear(e, read, self.out_dim) if self.gaussian else None
-        self.last_firing_rates: list[Tensor] = []
+        self._spikes: Tensor | None = None  # spikes per block since the reset, [blocks]
+        self._neuron_steps = 0  # per block, over the same forwards
+
+    def reset_diagnostics(self) -> None:
+        self._spikes, self._neuron_steps = None, 0
 
     def diagnostics(self) -> dict[str, float]:
-        """Mean firing rate of each block in the latest forward (``firing_rate/block<i>``)."""
-        return {f"firing_rate/block{i}": float(r) for i, r in enumerate(self.last_firing_rates)}
+        """Mean firing rate of each block over every neuron and time step of the forwards
+        since :meth:`reset_diagnostics` (``firing_rate/block<i>``; none before a forward)."""
+        if self._spikes is None:
+            return {}
+        rates = (self._spikes / self._neuron_steps).tolist()
+        return {f"firing_rate/block{i}": r for i, r in enumerate(rates)}
 
     def receptive_fields(self, x: Tensor) -> Tensor:
         """Receptive-field activations ``[..., D * P]`` of normalised inputs ``[..., D]``."""
@@ -127,13 +135,15 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         if self.cfg.input_coding == "spikes":
             with torch.no_grad():
                 h = regular_spikes(h, self.cfg.spike_ts)
-        rates, earlier = [], []
+        counts, earlier = [], []
         for block in self.blocks:
             spikes, voltages = block(h, members)
-            rates.append(spikes.detach().mean())
+            counts.append(spikes.detach().sum())
             earlier.append(voltages)
             h = spikes
-        self.last_firing_rates = rates
+        counts = torch.stack(counts)  # no host sync here
+        self._spikes = counts if self._spikes is None else self._spikes + counts
+        self._neuron_steps += spikes.numel()  # every block has the same shape
         parts = [spikes.mean(0), voltages.mean(0)]
         if self.cfg.readout == "all_voltages":
             parts += [v.mean(0) for v in earlier[:-1]]
