@@ -815,3 +815,23 @@ def test_threshold_is_absolute_without_calibration() -> None:
     assert not dreamer.calibrated
     assert dreamer.threshold == 1e6
     assert stats["dream/acceptance"] == 1.0
+
+
+def test_the_shipped_filter_bounds_long_rollouts_by_its_target_acceptance() -> None:
+    """The default filter (threshold, per-step decay, adaptation, quantile floor) at horizon
+    25: a branch is rejected at most once, so a phase steps the model at most once more per
+    start than it keeps, and keeps at most a / (1 - a) dreams per start at its acceptance a;
+    the adaptation moves the threshold whenever a phase's a is over 0.1 off its target, so a
+    stays near 0.6 and rollouts short whatever the horizon (docs/results.md, Ant's plan)."""
+    cfg = DreamingConfig(rollout_batch=256, horizon=25, exploration_noise=0.0)
+    keys = [0.05 * k for k in range(1, 41)]  # uncertainties spread over two decades
+    dreamer = Dreamer(FakeModel(), FakeActor(), never, cfg, torch.Generator().manual_seed(0))
+    real, dreams = real_buffer(keys), DreamBuffer(100_000, OBS_DIM, ACT_DIM)
+    history = [dreamer.phase(real, dreams, 0, 1) for _ in range(150)]
+    for stats in history:
+        a = stats["dream/acceptance"]
+        assert stats["dream/imagined_per_start"] <= stats["dream/mean_length"] + 1
+        assert stats["dream/mean_length"] <= a / (1 - a) + 1e-9
+    settled = [s["dream/acceptance"] for s in history[-100:]]
+    assert abs(float(np.median(settled)) - cfg.target_acceptance) <= 0.1
+    assert max(s["dream/imagined_per_start"] for s in history[-100:]) < 25 / 5
