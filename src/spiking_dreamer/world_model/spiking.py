@@ -138,11 +138,11 @@ class SpikingEnsembleModel(EnsembleDynamicsModel):
         counts, earlier = [], []
         for block in self.blocks:
             spikes, voltages = block(h, members)
-            counts.append(spikes.detach().sum())
+            counts.append(spikes.detach().sum(dtype=torch.float64))
             earlier.append(voltages)
             h = spikes
-        counts = torch.stack(counts)  # no host sync here
-        self._spikes = counts if self._spikes is None else self._spikes + counts
+        per_block = torch.stack(counts)  # no host sync here
+        self._spikes = per_block if self._spikes is None else self._spikes + per_block
         self._neuron_steps += spikes.numel()  # every block has the same shape
         parts = [spikes.mean(0), voltages.mean(0)]
         if self.cfg.readout == "all_voltages":
