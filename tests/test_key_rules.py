@@ -53,7 +53,7 @@ NEW_FORK_KEYS = {
     *(f"sac.{k}" for k in ("batch_size", "gamma", "tau", "target_entropy", "log_std_min")),
     *(f"sac.{k}" for k in ("log_std_max", "firing_rate_penalty", "schedule")),
     *(f"sac.{k}" for k in ("actor_updates_per_step", "batched_targets", "target_tau_per")),
-    "world_model.reward_weight",
+    *("world_model.reward_weight", "world_model.keep_best"),
 }
 
 
