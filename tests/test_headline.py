@@ -86,14 +86,19 @@ def test_table_rows_deltas_and_aims_by_hand(tmp_path):
     assert arm_row["stats"]["at_100000"]["mean"] == pytest.approx(7_000.0)
 
 
-def test_every_seed_ahead_is_said(tmp_path):
+def _aims_said(tmp_path, curves):
+    """The headline's aims lines for one model arm with these per-seed curves."""
     hc = load_benchmark("headline")
-    ahead = _result(tmp_path / "b.json", {"3": [0, 4_000, 8_000], "4": [0, 5_000, 6_500]}, None)
+    arm = _result(tmp_path / "b.json", curves, None)
     spec = hc.load_spec(
-        _spec(tmp_path, arms=[{"label": "m", "file": ahead, "model": True}]), tmp_path
+        _spec(tmp_path, arms=[{"label": "m", "file": arm, "model": True}]), tmp_path
     )
     rows = hc.task_rows(spec["tasks"][0], spec["at"])
-    said = hc.aims(spec["tasks"][0], rows, spec["at"])
+    return hc.aims(spec["tasks"][0], rows, spec["at"])
+
+
+def test_every_seed_ahead_is_said(tmp_path):
+    said = _aims_said(tmp_path, {"3": [0, 4_000, 8_000], "4": [0, 5_000, 6_500]})
     assert "m: 7,250 at 100K against the aim of 8,000, not reached" in said
     assert any(s.startswith("m: ahead of its real-only control on every seed") for s in said)
 
@@ -180,13 +185,7 @@ def test_outputs_that_are_the_spec_or_each_other_are_refused(tmp_path, which):
 def test_aims_at_exactly_the_aim_and_a_zero_delta_are_said_right(tmp_path):
     """A mean exactly at the aim has reached it; a seed exactly level with the control is
     not ahead of it."""
-    hc = load_benchmark("headline")
-    level = _result(tmp_path / "b.json", {"3": [0, 4_000, 10_000], "4": [0, 5_000, 6_000]}, None)
-    spec = hc.load_spec(
-        _spec(tmp_path, arms=[{"label": "m", "file": level, "model": True}]), tmp_path
-    )
-    rows = hc.task_rows(spec["tasks"][0], spec["at"])
-    said = hc.aims(spec["tasks"][0], rows, spec["at"])
+    said = _aims_said(tmp_path, {"3": [0, 4_000, 10_000], "4": [0, 5_000, 6_000]})
     assert "m: 8,000 at 100K against the aim of 8,000, reached" in said  # (10,000 + 6,000) / 2
     assert any(s.startswith("m: not ahead of its real-only control") for s in said)  # Δ 0 on 4
 
