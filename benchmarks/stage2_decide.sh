@@ -7,7 +7,9 @@
 # then two workers take the runs in the order listed, each the next one not yet taken, one
 # thread per run, state every 5K steps; once all have run, each arm's result file is collected
 # from its runs. Rerun the same command to resume whatever was stopped; an arm whose result
-# file exists is done and skipped (delete the file to collect it again). From the repository
+# file exists is done and skipped (delete the file to collect it again). Each finished run's
+# record is copied into benchmarks/results/run_records/ (commit it): on a new machine, without
+# the run directories, those runs count as done and are not trained again. From the repository
 # root:
 #   bash benchmarks/stage2_decide.sh halfcheetah     # then: bash benchmarks/stage2_decide.sh ant
 #   bash benchmarks/stage2_decide.sh ant --check     # only check every arm's arguments
@@ -69,6 +71,8 @@ for a in "${ARMS[@]}"; do  # every arm's arguments, before any run
 done
 if [ "$MODE" = --check ]; then exit 0; fi
 
+# finished runs kept in git (benchmarks/run_records.py) count as done on a new machine
+$PY benchmarks/run_records.py restore --run-root "$RUN_ROOT"
 # the runs, one seed of each arm in turn; a worker takes a run by creating its claim
 RUNS=()
 for seed in 3 4 5; do
@@ -89,6 +93,7 @@ worker() {
     set -- $run
     if [ -e "$R/$3.json" ] || ! mkdir "$CLAIMS/${1}_${2}_s$4" 2>/dev/null; then continue; fi
     curve "$1" "$2" "$RUN_ROOT/stage2_part_${1}_${2}_s$4.json" "$4" --jobs 1
+    $PY benchmarks/run_records.py keep --run-root "$RUN_ROOT"  # commit what it adds
   done
 }
 

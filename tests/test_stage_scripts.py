@@ -98,6 +98,13 @@ def test_two_workers_run_each_run_once_then_collect_each_arm(tmp_path, task, run
     assert any(f"{task}_mbpo_sac.yaml --arm dreaming" in c and "--seeds 3 " in c for c in trained)
     assert len(collected) == 3
     assert calls.index(collected[0]) > max(calls.index(c) for c in trained)
+    # records of finished runs: laid out before any run, kept after each one
+    lines = proc.stdout.splitlines()
+    restores = [i for i, line in enumerate(lines) if "run_records.py restore" in line]
+    keeps = [line for line in lines if "run_records.py keep" in line]
+    assert len(restores) == 1
+    assert restores[0] < lines.index(trained[0])
+    assert len(keeps) == runs
 
 
 REPORT = ROOT / "benchmarks" / "stage2_report.sh"
