@@ -8,10 +8,11 @@ The spec (YAML) gives the env steps to report (``at``) and, per task, the real-o
 (``thresholds``), the ``aim`` at the last step, and the ``anchors`` and ``claims`` shown beside
 them, each labelled with its env version and protocol (its returns by env step). Per arm and
 control: at each step the mean return with its 95% bootstrap CI and the IQM with its own, and
-the per-seed values; per seed the first eval step reaching each threshold ("not reached"
-otherwise, never extrapolated); P(arm > control) at the last step (rliable's probability of
+the per-seed values; per seed the first eval step, up to the last of ``at``, reaching each
+threshold ("not reached by" that step otherwise, never extrapolated); P(arm > control) at the last step (rliable's probability of
 improvement, unpaired, with its bootstrap CI; Agarwal et al., NeurIPS 2021); the per-seed
-paired differences to the control at each step; the median wall time of a run. Under the
+paired differences to the control at each step (every seed of an arm must have a control run
+of the same seed); the median wall time of a run. Under the
 table, the aims: whether each arm's mean reaches the task's aim at the last step, and whether
 each model-using arm is ahead of its control there on every seed. Every input is checked before
 anything is computed (exit 2 naming the problem, nothing written).
@@ -134,8 +135,12 @@ def load_spec(path: Path, root: Path) -> dict[str, Any]:
             raise SpecError(f"{where}.arms: expected a list of arms")
         arms = [_run(f"{where}.arms[{j}]", a, root, at) for j, a in enumerate(t["arms"])]
         for j, arm in enumerate(arms):
-            if not set(arm["curves"]) & set(control["curves"]):
-                raise SpecError(f"{where}.arms[{j}]: no seed in common with the control")
+            unpaired = sorted(set(arm["curves"]) - set(control["curves"]), key=int)
+            if unpaired:
+                raise SpecError(
+                    f"{where}.arms[{j}]: seeds {', '.join(unpaired)} have no run of the "
+                    "control: every seed of an arm is compared with the control's same seed"
+                )
         quotes = {}
         for kind in ("anchors", "claims"):
             entries = t.get(kind, [])
@@ -233,17 +238,27 @@ def _return_cell(a: dict[str, Any] | None) -> list[str]:
 
 def reading_note(rows: list[list[dict[str, Any]]]) -> str:
     """How to read the table's intervals and comparisons, for the seed counts it has."""
-    n = min(len(row["stats"]["seeds"]) for task_rows_ in rows for row in task_rows_)
+    counts = {len(r["stats"]["seeds"]) for task_rows_ in rows for r in task_rows_}
+    few = sorted(n for n in counts if n < 4)
     note = (
         "Brackets: 95% percentile bootstrap CIs over seeds. P(arm > control) compares every "
         "seed of the arm with every seed of the control (unpaired, rliable's); the Δ columns "
         "pair the seeds by id."
     )
-    if n < 4:
+    if few:
+        seeds = " or ".join(str(n) for n in few)
+        cover = ", ".join(f"{1 - 2 * 0.5**n:.0%} for {n}" for n in few if n > 1)
         note += (
-            f" With {n} seeds a bootstrap interval spans nearly the seeds' range and covers less "
-            "than 95%, and the IQM (⌊n/4⌋ seeds trimmed at each end) is the mean: read both as "
-            f"descriptions of {n} seeds."
+            f" A row of {seeds} seeds: its bootstrap interval is the seeds' range, lowest to "
+            "highest (a resample of the lowest seed alone is more likely than 2.5%)"
+            + (
+                f", which holds the median of the seeds' distribution with probability "
+                f"1 − 2·0.5^n ({cover})"
+                if cover
+                else ""
+            )
+            + ", and its IQM (⌊n/4⌋ seeds trimmed at each end) is the mean: read both as "
+            "descriptions of those seeds."
         )
     return note
 
@@ -268,7 +283,10 @@ def markdown(tasks: list[dict[str, Any]], rows: list[list[dict[str, Any]]], at: 
             cells.append(
                 "; ".join(
                     f"{float(t):,.0f}: "
-                    + " / ".join("not reached" if s is None else k(s) for s in st["steps_to"][t])
+                    + " / ".join(
+                        f"not reached by {k(at[-1])}" if s is None else k(s)
+                        for s in st["steps_to"][t]
+                    )
                     for t in st["steps_to"]
                 )
             )

@@ -81,11 +81,19 @@ def wall_times(path: Path) -> list[float]:
     return [r["wall_time_s"] for r in data["seeds"].values() if r.get("wall_time_s")]
 
 
+def threshold_key(threshold: float) -> str:
+    """A threshold as a key, every digit kept: ``5000`` for 5000.0, ``2.5`` for 2.5."""
+    t = float(threshold)
+    return str(int(t)) if t.is_integer() else repr(t)
+
+
 def arm_stats(
     arm: dict[str, dict[int, float]], at: list[int], thresholds: list[float]
 ) -> dict[str, Any]:
     """One arm on its own: per ``at`` step the per-seed returns, their mean with a 95%
-    bootstrap CI and their IQM with one; per threshold the first step each seed reaches it."""
+    bootstrap CI and their IQM with one; per threshold the first step, up to the last of
+    ``at``, at which each seed reaches it (None: not reached by then, whatever the run did
+    later). Thresholds are keyed by :func:`threshold_key`."""
     seeds = sorted(arm, key=int)
     out: dict[str, Any] = {"seeds": seeds}
     for step in at:
@@ -99,9 +107,14 @@ def arm_stats(
                 "iqm": iqm(vals),
                 "iqm_ci95": list(bootstrap_ci(vals, iqm)),
             }
+    until = max(at)
     out["steps_to"] = {
-        f"{t:g}": [
-            steps_to_threshold(sorted(arm[s]), [arm[s][k] for k in sorted(arm[s])], t)
+        threshold_key(t): [
+            steps_to_threshold(
+                [k for k in sorted(arm[s]) if k <= until],
+                [arm[s][k] for k in sorted(arm[s]) if k <= until],
+                t,
+            )
             for s in seeds
         ]
         for t in thresholds

@@ -70,7 +70,7 @@ def test_table_rows_deltas_and_aims_by_hand(tmp_path):
     assert "+500 / -1,000" in arm  # @50K, seed 3 then seed 4
     assert "+4,000 / -1,000" in arm  # @100K
     # seed 3 reaches 5K and 8K at 100K; seed 4 reaches 5K at 100K, never 8K
-    assert "5,000: 100K / 100K; 8,000: 100K / not reached" in arm
+    assert "5,000: 100K / 100K; 8,000: 100K / not reached by 100K" in arm
     assert "9,598" in anchor
     assert anchor[1] == "anchor: MBPO (v4)"
     assert "– (1M: 10,206)" in claim
@@ -78,7 +78,8 @@ def test_table_rows_deltas_and_aims_by_hand(tmp_path):
     # aims: arm mean at 100K (9,000 + 5,000) / 2 = 7,000 < 8,000; not ahead on seed 4
     assert "spiking model: 7,000 at 100K against the aim of 8,000, not reached" in md
     assert "spiking model: not ahead of its real-only control on every seed at 100K" in md
-    assert "With 2 seeds a bootstrap interval spans nearly the seeds' range" in md
+    assert "A row of 2 seeds: its bootstrap interval is the seeds' range" in md
+    assert "with probability 1 − 2·0.5^n (50% for 2)" in md
     data = json.loads((tmp_path / "out" / "h.json").read_text())
     arm_row = data["tasks"][0]["rows"][1]
     # P(X > Y) over the 4 pairs of (9,000, 5,000) x (5,000, 6,000): 1 + 0.5 + 1 + 0 = 2.5 / 4
@@ -145,11 +146,13 @@ def test_an_arm_short_of_a_step_or_a_seed_is_refused(tmp_path, result, message):
     assert not (tmp_path / "out").exists()
 
 
-def test_unpaired_arm_is_refused(tmp_path):
-    other = _result(tmp_path / "o.json", {"7": [0, 1, 2]}, None)
+def test_an_arm_with_a_seed_the_control_lacks_is_refused(tmp_path):
+    # seed 3 is shared, seed 7 is not: "ahead on every seed" would rest on seed 3 alone
+    other = _result(tmp_path / "o.json", {"3": [0, 1, 9_000], "7": [0, 1, 2]}, None)
     proc = _run(tmp_path, _spec(tmp_path, arms=[{"label": "o", "file": other}]))
     assert proc.returncode == 2
-    assert "no seed in common with the control" in proc.stderr
+    assert "seeds 7 have no run of the control" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_committed_spec_names_stage_two_outputs():

@@ -40,6 +40,24 @@ def test_arm_stats_by_hand():
     assert st["steps_to"]["8000"] == [100_000, None]
 
 
+def test_steps_to_a_threshold_stop_at_the_last_budget():
+    # seed 3 reaches 8,000 only at 150K, past the table's last step (100K)
+    arm = {"3": {0: 0.0, 50_000: 4_000.0, 100_000: 7_000.0, 150_000: 8_500.0}}
+    st = _load().arm_stats(arm, [50_000, 100_000], [8_000, 1_234_567, 2.5])
+    assert st["steps_to"]["8000"] == [None]
+    assert list(st["steps_to"]) == ["8000", "1234567", "2.5"]  # every digit of a threshold
+
+
+def test_three_seeds_interval_is_their_range_and_iqm_their_mean():
+    # a resample of the lowest seed alone has probability 1/27 > 2.5%: the 95% percentile
+    # interval is [lowest, highest]; the IQM of 3 trims floor(3/4) = 0 seeds: the mean
+    arm = {s: {100_000: v} for s, v in (("3", 4_000.0), ("4", 9_000.0), ("5", 5_000.0))}
+    at = _load().arm_stats(arm, [100_000], [])["at_100000"]
+    assert at["ci95"] == [4_000.0, 9_000.0]
+    assert at["iqm"] == at["mean"] == 6_000.0
+    assert at["iqm_ci95"] == at["ci95"]
+
+
 def test_comparison_pairs_seeds_and_gives_p(tmp_path):
     control = _result(
         tmp_path / "c.json", {"3": [0, 3_000, 5_000], "4": [0, 4_000, 6_000]}, 7_200.0

@@ -177,8 +177,10 @@ def probability_of_improvement_ci(
 def steps_to_threshold(
     steps: Sequence[int], returns: Sequence[float], threshold: float
 ) -> int | None:
-    """The first eval step whose mean return is >= ``threshold``; None if none is ("not
-    reached": never extrapolated). ``steps`` must be increasing, one per return."""
+    """The first step of one curve whose return is >= ``threshold``; None if none is ("not
+    reached": never extrapolated). ``returns`` is one curve, one value per step: a run's eval
+    returns (each the mean over its episodes) or a mean curve over seeds; ``steps`` must be
+    increasing."""
     for step, ret in zip(steps, returns, strict=True):
         if ret >= threshold:
             return int(step)
