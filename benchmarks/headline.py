@@ -9,8 +9,9 @@ The spec (YAML) gives the env steps to report (``at``) and, per task, the real-o
 them, each labelled with its env version and protocol (its returns by env step). Per arm and
 control: at each step the mean return with its 95% bootstrap CI and the IQM with its own, and
 the per-seed values; per seed the first eval step, up to the last of ``at``, reaching each
-threshold ("not reached by" that step otherwise, never extrapolated); P(arm > control) at the last step (rliable's probability of
-improvement, unpaired, with its bootstrap CI; Agarwal et al., NeurIPS 2021); the per-seed
+threshold ("not reached by" that step otherwise, never extrapolated); P(arm > control) at the
+last step (rliable's probability of improvement, unpaired, with its bootstrap CI; Agarwal et
+al., NeurIPS 2021); the per-seed
 paired differences to the control at each step (every seed of an arm must have a control run
 of the same seed); the median wall time of a run. Under the
 table, the aims: whether each arm's mean reaches the task's aim at the last step, and whether
