@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import load_benchmark
+from .helpers import load_benchmark, pendulum_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "run_records.py"
@@ -85,3 +85,32 @@ def test_bad_arguments_exit_2_and_write_nothing(tmp_path, args, message):
     assert proc.returncode == 2
     assert message in proc.stderr
     assert not (tmp_path / "records").exists()
+
+
+def test_a_restored_run_is_collected_not_trained_again(tmp_path):
+    config = pendulum_config(tmp_path)
+    lc = [sys.executable, str(ROOT / "benchmarks" / "learning_curve.py"), "--config", config]
+    lc += ["--arm", "baseline", "--seeds", "0", "--steps", "50", "--jobs", "1"]
+    first = tmp_path / "first.json"
+    subprocess.run(
+        [*lc, "--run-root", str(tmp_path / "old"), "--out", str(first)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert _records(tmp_path, "keep", "--run-root", str(tmp_path / "old")).returncode == 0
+    assert _records(tmp_path, "restore", "--run-root", str(tmp_path / "new")).returncode == 0
+    again = tmp_path / "again.json"
+    subprocess.run(
+        [*lc, "--run-root", str(tmp_path / "new"), "--out", str(again)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (run,) = (tmp_path / "new").iterdir()
+    assert not (run / "checkpoints").exists()  # nothing trained here
+    seed_first, seed_again = (json.loads(p.read_text())["seeds"]["0"] for p in (first, again))
+    for key in ("steps", "return_mean", "sessions", "wall_time_s", "last_model_metrics"):
+        assert seed_again[key] == seed_first[key]
