@@ -11,9 +11,8 @@ control: at each step the mean return with its 95% bootstrap CI and the IQM with
 the per-seed values; per seed the first eval step, up to the last of ``at``, reaching each
 threshold ("not reached by" that step otherwise, never extrapolated); P(arm > control) at the
 last step (rliable's probability of improvement, unpaired, with its bootstrap CI; Agarwal et
-al., NeurIPS 2021); the per-seed
-paired differences to the control at each step (every seed of an arm must have a control run
-of the same seed); the median wall time of a run. Under the
+al., NeurIPS 2021); the per-seed paired differences to the control at each step (every seed of
+an arm must have a control run of the same seed); the median wall time of a run. Under the
 table, the aims: whether each arm's mean reaches the task's aim at the last step, and whether
 each model-using arm is ahead of its control there on every seed. Every input is checked before
 anything is computed (exit 2 naming the problem, nothing written).

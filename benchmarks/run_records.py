@@ -23,7 +23,7 @@ from pathlib import Path
 
 from spiking_dreamer.config_loading import load_yaml
 from spiking_dreamer.errors import UserError
-from spiking_dreamer.files import check_output_dir
+from spiking_dreamer.files import atomic_write, check_output_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "benchmarks" / "results" / "run_records"
@@ -44,11 +44,11 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def copy_record(src: Path, dst: Path) -> None:
-    """Copy the record files ``src`` has into ``dst`` (created)."""
-    dst.mkdir(parents=True, exist_ok=True)
+    """Copy the record files ``src`` has into ``dst`` (created), each atomically (two workers
+    of a benchmark may keep the same finished run at once)."""
     for name in RECORD_FILES:
         if (src / name).is_file():
-            shutil.copy2(src / name, dst / name)
+            atomic_write(dst / name, lambda tmp, f=src / name: shutil.copyfile(f, tmp))
 
 
 def same_record(a: Path, b: Path) -> bool:
