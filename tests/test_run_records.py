@@ -91,26 +91,17 @@ def test_a_restored_run_is_collected_not_trained_again(tmp_path):
     config = pendulum_config(tmp_path)
     lc = [sys.executable, str(ROOT / "benchmarks" / "learning_curve.py"), "--config", config]
     lc += ["--arm", "baseline", "--seeds", "0", "--steps", "50", "--jobs", "1"]
-    first = tmp_path / "first.json"
-    subprocess.run(
-        [*lc, "--run-root", str(tmp_path / "old"), "--out", str(first)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+
+    def curve(run_root: str, out: Path) -> dict:
+        cmd = [*lc, "--run-root", str(tmp_path / run_root), "--out", str(out)]
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        return json.loads(out.read_text())["seeds"]["0"]
+
+    first = curve("old", tmp_path / "first.json")
     assert _records(tmp_path, "keep", "--run-root", str(tmp_path / "old")).returncode == 0
     assert _records(tmp_path, "restore", "--run-root", str(tmp_path / "new")).returncode == 0
-    again = tmp_path / "again.json"
-    subprocess.run(
-        [*lc, "--run-root", str(tmp_path / "new"), "--out", str(again)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    again = curve("new", tmp_path / "again.json")
     (run,) = (tmp_path / "new").iterdir()
     assert not (run / "checkpoints").exists()  # nothing trained here
-    seed_first, seed_again = (json.loads(p.read_text())["seeds"]["0"] for p in (first, again))
     for key in ("steps", "return_mean", "sessions", "wall_time_s", "last_model_metrics"):
-        assert seed_again[key] == seed_first[key]
+        assert again[key] == first[key]
