@@ -3,7 +3,7 @@
 Each phase: refit the normalisers on all real data, hold out a random ``holdout_ratio`` of it
 (at most ``max_holdout``), then take at most ``train_steps`` gradient steps in which every member
 draws its own minibatch, indices with replacement from the training split (a per-run generator);
-the members share that split, with no per-member bootstrap resample as in MBPO. Every
+unlike MBPO's, the members share that split (no bootstrap resample of their own). Every
 ``holdout_every`` steps the per-member hold-out MSE is measured; the phase stops early when no
 member improved by more than 1% for ``patience`` checks. The ``num_elites`` members with the
 lowest hold-out MSE become the elites. With ``keep_best`` the phase ends with the weights of its
