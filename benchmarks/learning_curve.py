@@ -45,7 +45,12 @@ import numpy as np
 from spiking_dreamer.config import MAX_SEED
 from spiking_dreamer.config_loading import flatten_keys, load_config
 from spiking_dreamer.errors import UserError
-from spiking_dreamer.files import atomic_write_json, check_output_file, read_jsonl
+from spiking_dreamer.files import (
+    atomic_write_json,
+    check_output_file,
+    read_jsonl,
+    trained_all_steps,
+)
 from spiking_dreamer.provenance import result_header
 from spiking_dreamer.report import bootstrap_ci
 from spiking_dreamer.training.checkpoint import has_training_state
@@ -54,12 +59,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL_METRICS = ("model/", "dream/", "vg/")
 """Prefixes of the metrics whose last logged values each seed's record keeps (the world
 model's hold-out error, dream acceptance, ...): what the model was like at the end."""
-
-
-def finished(run_dir: Path, total_steps: int) -> bool:
-    """Whether the run reached ``total_steps`` (a run stopped early also writes a summary)."""
-    summary = run_dir / "summary.json"
-    return summary.exists() and json.loads(summary.read_text())["steps"] >= total_steps
 
 
 def records(path: Path) -> list[dict]:
@@ -89,7 +88,7 @@ def read_run(run_dir: Path, total_steps: int) -> dict[str, object]:
             last.update((k, v) for k, v in rec.items() if k.startswith(MODEL_METRICS))
     return {
         "run_dir": str(run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir),
-        "finished": finished(run_dir, total_steps),
+        "finished": trained_all_steps(run_dir, total_steps),
         "steps": [e["step"] for e in evals],
         "return_mean": [e["return_mean"] for e in evals],
         "return_std": [e["return_std"] for e in evals],
@@ -226,7 +225,7 @@ def ready_seeds(
 
 def train_seeds(args: argparse.Namespace, run_dirs: dict[int, Path]) -> None:
     """Train every seed not yet finished, ``args.jobs`` at a time; resume stopped ones."""
-    pending = [s for s in args.seeds if not finished(run_dirs[s], args.steps)]
+    pending = [s for s in args.seeds if not trained_all_steps(run_dirs[s], args.steps)]
     procs: dict[int, subprocess.Popen] = {}
     waiting: list[int] = []
     while pending or procs:

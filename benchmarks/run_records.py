@@ -16,19 +16,18 @@ so ``benchmarks/learning_curve.py`` counts it as finished (it does not train it 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
 
 from spiking_dreamer.config_loading import load_yaml
 from spiking_dreamer.errors import UserError
-from spiking_dreamer.files import atomic_write, check_output_dir
+from spiking_dreamer.files import atomic_write, check_output_dir, trained_all_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "benchmarks" / "results" / "run_records"
 RECORD_FILES = ("config.yaml", "eval.jsonl", "summary.json", "sessions.jsonl", "metrics.jsonl")
-"""What a run's record holds; the first three are required (``learning_curve.finished`` and
+"""What a run's record holds; the first three are required (``trained_all_steps`` and
 ``spiking-dreamer report`` read them)."""
 
 
@@ -36,11 +35,10 @@ def is_finished(run_dir: Path) -> bool:
     """Whether ``run_dir`` trained every step its stored config asks for (``summary.json``'s
     ``steps`` at least ``train.total_steps``); a run stopped early also writes a summary."""
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
         total = load_yaml((run_dir / "config.yaml").read_text())["train"]["total_steps"]
-        return int(summary["steps"]) >= int(total)
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    return isinstance(total, int) and trained_all_steps(run_dir, total)
 
 
 def copy_record(src: Path, dst: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spiking_dreamer.files import atomic_write, atomic_write_json, read_jsonl
+from spiking_dreamer.files import atomic_write, atomic_write_json, read_jsonl, trained_all_steps
 
 
 def test_atomic_write_creates_replaces_and_keeps_previous(tmp_path: Path) -> None:
@@ -93,3 +93,27 @@ def test_read_jsonl_numbers_records_and_notes_bad_lines_but_not_a_torn_last_one(
     assert read_jsonl(path) == ([(1, {"a": 1}), (2, {"b": 2})], [])
     with pytest.raises(FileNotFoundError):
         read_jsonl(tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("summary", "total", "expected"),
+    [
+        (b'{"steps": 100}', 100, True),
+        (b'{"steps": 150}', 100, True),
+        (b'{"steps": 99}', 100, False),  # stopped early: a summary, not finished
+        (b'{"steps": 99}', None, True),  # None asks only for a summary
+        (b'{"steps": "100"}', 100, False),
+        (b'{"steps": true}', 1, False),
+        (b'{"final_return": 1.0}', 100, False),
+        (b"[100]", 100, False),
+        (b'{"steps": 10', 1, False),  # torn
+        (b"\xff\xfe", 1, False),
+        (None, None, False),  # no summary
+    ],
+)
+def test_trained_all_steps_reads_the_summary_steps_against_the_total(
+    tmp_path: Path, summary: bytes | None, total: int | None, expected: bool
+) -> None:
+    if summary is not None:
+        (tmp_path / "summary.json").write_bytes(summary)
+    assert trained_all_steps(tmp_path, total) is expected

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import load_benchmark, pendulum_config
+from spiking_dreamer.files import trained_all_steps
+
+from .helpers import pendulum_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "run_records.py"
@@ -54,7 +56,6 @@ def test_keep_copies_only_finished_runs_and_no_checkpoints(tmp_path):
 
 
 def test_restore_lays_out_missing_runs_that_learning_curve_then_counts_as_finished(tmp_path):
-    lc = load_benchmark("learning_curve")
     _run_dir(tmp_path / "old_machine", "done_s3", steps=100)
     _records(tmp_path, "keep", "--run-root", str(tmp_path / "old_machine"))
     runs = tmp_path / "runs"
@@ -64,7 +65,7 @@ def test_restore_lays_out_missing_runs_that_learning_curve_then_counts_as_finish
     proc = _records(tmp_path, "restore", "--run-root", str(runs))
     assert proc.returncode == 0, proc.stderr
     assert "restored 1 run records" in proc.stdout
-    assert lc.finished(runs / "done_s3", 100)
+    assert trained_all_steps(runs / "done_s3", 100)
     assert not (runs / "done_s3" / "checkpoints").exists()
     assert (going / "checkpoints" / "state.pt").exists()
     assert json.loads((going / "summary.json").read_text())["steps"] == 40

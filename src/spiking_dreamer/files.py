@@ -2,7 +2,8 @@
 
 And the checks of output paths made before any work (:func:`check_output_file`,
 :func:`check_output_dir`): a path that cannot be written is refused at once, not after the work;
-and the reader of the JSON-lines logs a live run appends to (:func:`read_jsonl`).
+the reader of the JSON-lines logs a live run appends to (:func:`read_jsonl`); and whether a run
+directory's ``summary.json`` says it trained every step (:func:`trained_all_steps`).
 """
 
 from __future__ import annotations
@@ -167,3 +168,21 @@ def read_jsonl(path: str | Path) -> tuple[list[tuple[int, Any]], list[str]]:
             why = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else type(e).__name__
             notes.append(f"line {number} ({why}: {str(e)[:60]})")
     return found, notes
+
+
+def trained_all_steps(run_dir: str | Path, total_steps: int | None) -> bool:
+    """Whether ``run_dir/summary.json`` says the run trained ``total_steps`` steps or more.
+
+    A run stopped early writes a summary too, so its ``steps`` is what counts; ``None`` asks
+    only that a summary exists. A missing, unreadable or malformed summary is ``False``.
+    """
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(summary, dict):
+        return False
+    if total_steps is None:
+        return True
+    steps = summary.get("steps")
+    return isinstance(steps, int) and not isinstance(steps, bool) and steps >= total_steps

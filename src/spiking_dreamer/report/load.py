@@ -24,7 +24,7 @@ import yaml
 
 from spiking_dreamer.config_loading import load_yaml, upgrade_old_keys
 from spiking_dreamer.errors import ConfigError
-from spiking_dreamer.files import read_jsonl
+from spiking_dreamer.files import read_jsonl, trained_all_steps
 
 _RUN_NAME = re.compile(r"^(?P<task>.+)__(?P<arm>dreaming|baseline)__s(?P<seed>\d+)$")
 LAYOUTS = (
@@ -109,21 +109,6 @@ def read_evals(path: Path, problems: list[str] | None = None) -> tuple[list[int]
     return steps, returns
 
 
-def _finished(run_dir: Path, total: int | None) -> bool:
-    """Whether ``summary.json`` says the run trained all of its ``total`` steps."""
-    summary_file = run_dir / "summary.json"
-    if not summary_file.exists():
-        return False
-    try:
-        summary = json.loads(summary_file.read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(summary, dict):
-        return False
-    steps = summary.get("steps", -1)
-    return total is None or (isinstance(steps, int) and steps >= total)
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     """A run's ``config.yaml`` as a mapping; a :class:`ReportError` naming the file when it
     cannot be read (not UTF-8, not YAML, not a mapping)."""
@@ -185,7 +170,7 @@ def _sweep_run(exp_dir: Path, e: dict[str, Any]) -> RunData:
     steps, returns = read_evals(run_dir / "eval.jsonl", problems)
     if not run_dir.is_dir():
         status = "missing"
-    elif _finished(run_dir, total):
+    elif trained_all_steps(run_dir, total):
         status = "done"
     elif e.get("status") == "failed":
         status = "failed"
@@ -258,7 +243,7 @@ def read_train_run(run_dir: Path) -> RunData:
         arm=arm,
         seed=seed,
         run_dir=run_dir,
-        status="done" if _finished(run_dir, total) else "unfinished",
+        status="done" if trained_all_steps(run_dir, total) else "unfinished",
         total_steps=total,
         steps=steps,
         returns=returns,

@@ -20,7 +20,7 @@ import yaml
 
 from spiking_dreamer.config import KEY_RULES, RUN_SETTINGS, ConfigError
 from spiking_dreamer.config_loading import config_from_dict, flatten_keys, load_yaml
-from spiking_dreamer.files import atomic_write_json
+from spiking_dreamer.files import atomic_write_json, trained_all_steps
 from spiking_dreamer.sweep.plan import RunSpec, SweepError
 
 # keys that may differ between a run directory's stored config and the sweep's without making
@@ -64,8 +64,7 @@ def run_dir_state(run_dir: Path, total_steps: int) -> str:
     (a training state to continue from) or ``crashed`` (files but no training state)."""
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return "new"
-    summary = read_json(run_dir / "summary.json")
-    if isinstance(summary, dict) and summary.get("steps", -1) >= total_steps:
+    if trained_all_steps(run_dir, total_steps):
         return "done"
     from spiking_dreamer.training.checkpoint import has_training_state
 
