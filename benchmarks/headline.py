@@ -15,7 +15,9 @@ al., NeurIPS 2021); the per-seed paired differences to the control at each step 
 an arm must have a control run of the same seed); the median wall time of a run. Under the
 table, the aims: whether each arm's mean reaches the task's aim at the last step, and whether
 each model-using arm is ahead of its control there on every seed. Every input is checked before
-anything is computed (exit 2 naming the problem, nothing written).
+anything is computed (exit 2 naming the problem, nothing written). ``--task NAME``
+(repeatable) reports only the named tasks and reads only their files: a task whose runs are all
+in can be shown while another's still run.
 """
 
 from __future__ import annotations
@@ -104,10 +106,11 @@ def _quote(where: str, entry: Any) -> dict[str, Any]:
     return {"label": str(entry["label"]), "returns": out}
 
 
-def load_spec(path: Path, root: Path) -> dict[str, Any]:
+def load_spec(path: Path, root: Path, only: list[str] | None = None) -> dict[str, Any]:
     """The spec with every result file loaded; raises ``SpecError`` naming the first problem.
 
-    Result files are relative to ``root`` (the repository)."""
+    Result files are relative to ``root`` (the repository). ``only``: the tasks to load, by
+    name (every task of the spec when None); the others' files are not read."""
     try:
         raw = read_parsed(path, yaml.safe_load, yaml.YAMLError, "YAML")
     except ValueError as e:
@@ -123,10 +126,17 @@ def load_spec(path: Path, root: Path) -> dict[str, Any]:
         raise SpecError(f"{path}: at: expected increasing positive env steps, got {at!r}")
     if not isinstance(raw["tasks"], list) or not raw["tasks"]:
         raise SpecError(f"{path}: tasks: expected a list of tasks")
+    if only is not None:
+        names = [str(t.get("task")) for t in raw["tasks"] if isinstance(t, dict)]
+        unknown = [name for name in only if name not in names]
+        if unknown:
+            raise SpecError(f"--task {unknown[0]!r}: not a task of {path}; its tasks: {names}")
     tasks = []
     for i, t in enumerate(raw["tasks"]):
         where = f"tasks[{i}]"
         t = _keys(where, t, TASK_KEYS, {"task", "control", "arms"})
+        if only is not None and str(t["task"]) not in only:
+            continue
         thresholds = t.get("thresholds", [])
         if not isinstance(thresholds, list):
             raise SpecError(f"{where}.thresholds: expected a list of returns")
@@ -334,6 +344,12 @@ def main() -> int:
     parser.add_argument(
         "--root", type=Path, default=Path.cwd(), help="result files are relative to it"
     )
+    parser.add_argument(
+        "--task",
+        action="append",
+        metavar="NAME",
+        help="only this task of the spec (repeatable; every task by default)",
+    )
     args = parser.parse_args()
     try:
         if args.out is not None and args.out.resolve() == args.markdown.resolve():
@@ -341,7 +357,7 @@ def main() -> int:
         for flag, out in (("--markdown", args.markdown), ("--out", args.out)):
             if out is not None:
                 check_output_file(out, flag, inputs=[args.spec])
-        spec = load_spec(args.spec, args.root)
+        spec = load_spec(args.spec, args.root, args.task)
     except (OutputPathError, SpecError) as e:
         parser.error(str(e))
 

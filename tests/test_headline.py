@@ -44,8 +44,8 @@ def _spec(tmp_path: Path, **task_changes) -> Path:
     return spec
 
 
-def _run(tmp_path: Path, spec: Path) -> subprocess.CompletedProcess:
-    args = ["--spec", str(spec), "--root", str(tmp_path)]
+def _run(tmp_path: Path, spec: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = ["--spec", str(spec), "--root", str(tmp_path), *extra]
     args += [
         "--markdown",
         str(tmp_path / "out" / "h.md"),
@@ -211,3 +211,28 @@ def test_p_improvement_uses_every_control_seed_and_wall_time_is_the_median(tmp_p
     table = hc.markdown(spec["tasks"], [rows], spec["at"])
     control_line = next(line for line in table.splitlines() if "(real-only control)" in line)
     assert control_line.endswith("| 1.0 h |")
+
+
+def test_task_flag_reports_only_the_named_task(tmp_path):
+    # the second task's result files do not exist yet: naming the first reads only its own
+    spec = _spec(tmp_path)
+    raw = yaml.safe_load(spec.read_text())
+    ant = dict(raw["tasks"][0], task="Ant-v5", control={"label": "c", "file": "not_yet.json"})
+    raw["tasks"].append(ant)
+    spec.write_text(yaml.safe_dump(raw))
+    assert _run(tmp_path, spec).returncode == 2  # every task: Ant's control is missing
+    proc = _run(tmp_path, spec, "--task", "HalfCheetah-v5")
+    assert proc.returncode == 0, proc.stderr
+    table = (tmp_path / "out" / "h.md").read_text()
+    assert "HalfCheetah-v5" in table
+    assert "Ant-v5" not in table
+    assert [t["task"] for t in json.loads((tmp_path / "out" / "h.json").read_text())["tasks"]] == [
+        "HalfCheetah-v5"
+    ]
+
+
+def test_task_flag_naming_no_task_of_the_spec_is_refused(tmp_path):
+    proc = _run(tmp_path, _spec(tmp_path), "--task", "Hopper-v5")
+    assert proc.returncode == 2
+    assert "--task 'Hopper-v5': not a task of" in proc.stderr
+    assert not (tmp_path / "out").exists()
