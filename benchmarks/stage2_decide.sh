@@ -4,8 +4,8 @@
 # docs/results.md): the best spiking model-using arm, its real-only control (same agent and G,
 # no model), the same arm with the MLP model where stage 1 says so, and on Ant the
 # --no-dreaming baseline at 1 update per env step. Every arm's arguments are checked first;
-# then two workers take the runs in the order listed, each the next one not yet taken, one
-# thread per run, state every 5K steps; once all have run, each arm's result file is collected
+# then WORKERS workers (2 by default, one per core) take the runs in the order listed, each the
+# next one not yet taken, one thread per run, state every 5K steps; once all have run, each arm's result file is collected
 # from its runs. Rerun the same command to resume whatever was stopped; an arm whose result
 # file exists is done and skipped (delete the file to collect it again). Each finished run's
 # record is copied into benchmarks/results/run_records/ (commit it): on a new machine, without
@@ -13,7 +13,8 @@
 # root:
 #   bash benchmarks/stage2_decide.sh halfcheetah     # then: bash benchmarks/stage2_decide.sh ant
 #   bash benchmarks/stage2_decide.sh ant --check     # only check every arm's arguments
-# PY=python, RUN_ROOT=benchmarks/runs by default.
+#   WORKERS=1 bash benchmarks/stage2_decide.sh ant   # on the one core another task's run leaves
+# PY=python, RUN_ROOT=benchmarks/runs, WORKERS=2 by default.
 set -eu
 PY=${PY:-python}
 RUN_ROOT=${RUN_ROOT:-benchmarks/runs}
@@ -48,6 +49,20 @@ case "$MODE" in
     exit 2
     ;;
 esac
+NRUNS=0
+for a in "${ARMS[@]}"; do
+  set -- $a
+  NRUNS=$((NRUNS + $# - 3))
+done
+WORKERS=${WORKERS:-2}
+case "$WORKERS" in
+  "" | *[!0-9]* | 0*) bad=1 ;;
+  *) if [ "${#WORKERS}" -gt 2 ] || [ "$WORKERS" -gt "$NRUNS" ]; then bad=1; else bad=0; fi ;;
+esac
+if [ "$bad" = 1 ]; then
+  echo "stage2_decide.sh: WORKERS=$WORKERS; it must be a whole number from 1 to $NRUNS (the runs of $TASK)" >&2
+  exit 2
+fi
 
 curve() {  # curve CONFIG ARM OUT SEEDS... [OPTIONS]: benchmarks/learning_curve.py on them
   local config=$1 which=$2 out=$3
@@ -97,11 +112,15 @@ worker() {
   done
 }
 
-worker & w1=$!
-worker & w2=$!
+pids=()
+for ((i = 0; i < WORKERS; i++)); do
+  worker &
+  pids+=($!)
+done
 rc=0
-wait "$w1" || rc=$?
-wait "$w2" || rc=$?
+for p in "${pids[@]}"; do
+  wait "$p" || rc=$?
+done
 if [ "$rc" != 0 ]; then exit "$rc"; fi
 for a in "${ARMS[@]}"; do  # each arm's result file from its runs
   set -- $a

@@ -82,11 +82,30 @@ def test_an_arm_whose_result_exists_is_skipped(tmp_path, script, args, done, con
     assert any(config not in line and "--check" not in line for line in calls)  # the others run
 
 
-@pytest.mark.parametrize(("task", "runs"), [("halfcheetah", 9), ("ant", 8)])
-def test_two_workers_run_each_run_once_then_collect_each_arm(tmp_path, task, runs):
+@pytest.mark.parametrize("bad", ["0", "two", "-1", "10", "007", "99999999999999999999"])
+def test_bad_worker_count_exits_2_before_anything(tmp_path, bad):
+    env = {**os.environ, "PY": sys.executable, "RUN_ROOT": str(tmp_path / "runs"), "WORKERS": bad}
+    proc = subprocess.run(
+        ["bash", str(STAGE2), "halfcheetah"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert f"WORKERS={bad}" in proc.stderr
+    assert "1 to 9" in proc.stderr
+    assert "arguments checked" not in proc.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "runs", "workers"),
+    [("halfcheetah", 9, None), ("ant", 8, None), ("ant", 8, "1"), ("halfcheetah", 9, "3")],
+)
+def test_workers_run_each_run_once_then_collect_each_arm(tmp_path, task, runs, workers):
     stale = tmp_path / "runs" / f"stage2_claims_{task}" / f"{task}_mbpo_sac_dreaming_s3"
     stale.mkdir(parents=True)  # a claim left by a stopped worker: free again on a rerun
     env = {**os.environ, "PY": "echo", "RUN_ROOT": str(tmp_path / "runs")}
+    env.pop("WORKERS", None)
+    if workers is not None:
+        env["WORKERS"] = workers
     proc = subprocess.run(
         ["bash", str(STAGE2), task], cwd=tmp_path, env=env, capture_output=True, text=True
     )
@@ -96,6 +115,10 @@ def test_two_workers_run_each_run_once_then_collect_each_arm(tmp_path, task, run
     collected = [c for c in calls if c.endswith("--collect")]
     assert len(trained) == len(set(trained)) == runs
     assert any(f"{task}_mbpo_sac.yaml --arm dreaming" in c and "--seeds 3 " in c for c in trained)
+    if workers == "1":  # one worker takes the runs strictly in the queue's order: seed by seed
+        seeds = [c.split("--seeds ")[1].split()[0] for c in trained]
+        assert seeds == sorted(seeds)
+        assert (seeds[0], seeds[-1]) == ("3", "5")
     assert len(collected) == 3
     assert calls.index(collected[0]) > max(calls.index(c) for c in trained)
     # records of finished runs: laid out before any run, kept after each one
