@@ -5,8 +5,8 @@
 # no model), the same arm with the MLP model where stage 1 says so, and on Ant the
 # --no-dreaming baseline at 1 update per env step. Every arm's arguments are checked first;
 # then WORKERS workers (2 by default, one per core) take the runs in the order listed, each the
-# next one not yet taken, one thread per run, state every 5K steps; once all have run, each arm's result file is collected
-# from its runs. Rerun the same command to resume whatever was stopped; an arm whose result
+# next one not yet taken, one thread per run, state every 5K steps; once all have run, each
+# arm's result file is collected from its runs. Rerun the same command to resume whatever was stopped; an arm whose result
 # file exists is done and skipped (delete the file to collect it again). Each finished run's
 # record is copied into benchmarks/results/run_records/ (commit it): on a new machine, without
 # the run directories, those runs count as done and are not trained again. From the repository
