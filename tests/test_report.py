@@ -288,6 +288,7 @@ def synthetic_exp(tmp_path: Path) -> Path:
     _write_run(exp, "ant__baseline__s0", "Ant-v5", 100_000, STEPS[:3], [0, 800, 2000])
     _write_run(exp, "ant__baseline__s1", "Ant-v5", 100_000, STEPS[:2], [0, 700], done=False)
     (exp / "runs" / "ant__baseline__s2").mkdir()  # crashed before its first evaluation
+    (exp / "runs" / "ant__baseline__s3").symlink_to(tmp_path / "not_started")  # not run yet
     return exp
 
 
@@ -335,6 +336,7 @@ def test_report_of_a_synthetic_experiment(synthetic_exp: Path) -> None:
     notes = "\n".join(report["notes"])
     assert "ant__baseline__s1: unfinished, last evaluation at step 50K of 100K" in notes
     assert "ant__baseline__s2: unfinished, no evaluations" in notes
+    assert "ant__baseline__s3: missing, no evaluations (left out)" in notes
     agg = report["aggregate"]
     assert agg["tasks"] == ["ant", "halfcheetah"]
     assert set(agg["iqm"]) == {"dreaming", "baseline"}
@@ -359,7 +361,7 @@ def test_report_of_a_synthetic_experiment(synthetic_exp: Path) -> None:
     assert any("not reached by step 150000" in r["note"] for r in not_reached)
     curves = list(csv.DictReader((out / "curves.csv").open()))
     assert len(curves) == 2 * 4 + 3 + 2  # HC 2 arms x 4 steps; Ant dreaming 3, baseline 2
-    assert len(list(csv.DictReader((out / "runs.csv").open()))) == 15
+    assert len(list(csv.DictReader((out / "runs.csv").open()))) == 16
     for task in ("halfcheetah", "ant"):
         assert (out / f"curves_{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         root = ET.parse(out / f"curves_{task}.svg").getroot()

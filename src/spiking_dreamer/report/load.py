@@ -142,7 +142,7 @@ def _sweep_entries(exp_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any] 
     entries = []
     for d in sorted((exp_dir / "runs").glob("*")):
         m = _RUN_NAME.match(d.name)
-        if d.is_dir() and m:
+        if m and (d.is_dir() or d.is_symlink()):  # a link to no run yet: a missing run
             entries.append(
                 {
                     "name": d.name,
