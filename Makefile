@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # the best HalfCheetah setting measured at 100K env steps (docs/results.md); the seed's own settings
 # are configs/halfcheetah.yaml (CONFIG=configs/halfcheetah.yaml TOTAL_STEPS=1000000)
-CONFIG ?= configs/halfcheetah_one_step_dreams.yaml
+CONFIG ?= configs/halfcheetah_mbpo_sac_mlp.yaml
 TOTAL_STEPS ?= 100000
 SEED ?= 0
 ARGS ?=

@@ -498,7 +498,7 @@ def test_make_train_runs_the_100k_setting_and_args_override_its_length(tmp_path:
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip().splitlines()[-1]
     assert line == (
-        f"{venv}/bin/spiking-dreamer train --config configs/halfcheetah_one_step_dreams.yaml"
+        f"{venv}/bin/spiking-dreamer train --config configs/halfcheetah_mbpo_sac_mlp.yaml"
         " --seed 0 --total-steps 100000"
     )
     done = subprocess.run(
